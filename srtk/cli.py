@@ -1,0 +1,225 @@
+"""The `srtk` command line: each subcommand parses options, builds a config, calls one core function."""
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from srtk.errors import SrtkError
+from srtk.progress import ProgressFn
+
+app = typer.Typer(
+    name="srtk",
+    help="Structure-preserving super-resolution toolkit: evaluate, upscale and inspect SR models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+stdout = Console()
+
+
+@contextmanager
+def rich_progress() -> Iterator[ProgressFn]:
+    """A ProgressFn drawing one rich bar per task description (on stderr, so stdout stays clean)."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bars:
+        tasks: dict[str, int] = {}
+
+        def report(description: str, done: int, total: int) -> None:
+            if description not in tasks:
+                tasks[description] = bars.add_task(description, total=total)
+            bars.update(tasks[description], completed=done, total=total)
+
+        yield report
+
+
+def _split(values: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in values.split(",") if v.strip())
+
+
+@app.command()
+def evaluate(
+    model: str = typer.Option("bicubic", help="'bicubic' or a checkpoint path (srtk or official format)."),
+    datasets: str = typer.Option("set5,set14", help="Comma-separated benchmark names or folders of HR images."),
+    data_root: Path | None = typer.Option(None, help="Folder holding the benchmarks (else $SRTK_DATA, then cache)."),
+    scale: int = typer.Option(4, help="Upscaling factor (2, 3, 4 or 8)."),
+    metrics: str = typer.Option("psnr,ssim", help="Comma-separated: psnr, ssim, niqe, lpips (psnr_y, psnr_rgb)."),
+    out: Path | None = typer.Option(None, help="Write the JSON result here."),
+    device: str = typer.Option("auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ..."),
+    precision: str = typer.Option("fp32", help="fp32, bf16 or fp16 (autocast) for the model."),
+    tile: int | None = typer.Option(None, help="Run the model on LR tiles of this size (bounded memory)."),
+    tile_overlap: int = typer.Option(16, help="LR pixels of context around each tile."),
+    self_ensemble: bool = typer.Option(False, help="Average the 8 flips/rotations (the papers' '+' rows)."),
+) -> None:
+    """PSNR/SSIM (Y channel), NIQE and LPIPS of MODEL on benchmark DATASETS, under the papers' protocol."""
+    from srtk.config import EvalConfig
+    from srtk.data.io import write_json
+    from srtk.evaluate import run_evaluation
+
+    cfg = EvalConfig(
+        model=model,
+        datasets=_split(datasets),
+        scale=scale,
+        metrics=_split(metrics),
+        data_root=data_root,
+        device=device,
+        precision=precision,
+        tile=tile,
+        tile_overlap=tile_overlap,
+        self_ensemble=self_ensemble,
+    )
+    with rich_progress() as progress:
+        result = run_evaluation(cfg, progress=progress)
+    table = Table(title=f"{model} x{scale}")
+    table.add_column("dataset")
+    table.add_column("images", justify="right")
+    for key in cfg.result_keys:
+        table.add_column(key, justify="right")
+    for name, ds in result.datasets.items():
+        mean = ds.mean()
+        table.add_row(name, str(len(ds.images)), *(f"{mean[k]:.4f}" if k in mean else "-" for k in cfg.result_keys))
+    stdout.print(table)
+    if out is not None:
+        write_json(out, result.as_dict())
+        stdout.print(f"results written to {out}")
+    for ds in result.datasets.values():
+        for message in ds.failed.values():
+            console.print(f"[red]error:[/red] {message}", highlight=False)
+    if result.num_failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def upscale(
+    inputs: list[Path] = typer.Argument(..., help="Image files and/or folders of images."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    model: str = typer.Option("bicubic", help="'bicubic' or a checkpoint path."),
+    scale: int = typer.Option(4, help="Upscaling factor (ignored by checkpoints, which know theirs)."),
+    tile: int | None = typer.Option(None, help="LR tile size for large images (bounded memory)."),
+    tile_overlap: int = typer.Option(16, help="LR pixels of context around each tile."),
+    device: str = typer.Option("auto", help="'auto', 'cpu', 'cuda', ..."),
+    precision: str = typer.Option("fp32", help="fp32, bf16 or fp16 (autocast)."),
+    self_ensemble: bool = typer.Option(False, help="Average the 8 flips/rotations."),
+    suffix: str = typer.Option(".png", help="Output format by file suffix."),
+    bit_depth: int = typer.Option(8, help="8 or 16 bits per channel (16 needs .png/.tif)."),
+) -> None:
+    """Super-resolve images with MODEL and write them to OUT (same names, SUFFIX)."""
+    from srtk.config import UpscaleConfig
+    from srtk.infer import upscale_files
+
+    cfg = UpscaleConfig(
+        model=model,
+        scale=scale,
+        tile=tile,
+        tile_overlap=tile_overlap,
+        device=device,
+        precision=precision,
+        self_ensemble=self_ensemble,
+        suffix=suffix,
+        bit_depth=bit_depth,
+    )
+    with rich_progress() as progress:
+        report = upscale_files(inputs, out, cfg, progress=progress)
+    stdout.print(f"{len(report.written)} image(s) written to {out}")
+    for message in report.failed.values():
+        console.print(f"[red]error:[/red] {message}", highlight=False)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def gradmap(
+    source: Path = typer.Argument(..., help="Input image."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output image path."),
+    mode: str = typer.Option("rgb", help="'rgb': M(I) per channel (as the papers' losses); 'luma': of Y only."),
+    normalize: str = typer.Option("percentile", help="'percentile' (99.5th -> white), 'max' or 'none'."),
+    gamma: float = typer.Option(1.0, help="Display gamma (< 1 brightens faint structure)."),
+) -> None:
+    """Write the gradient-intensity map M(I) of SOURCE (SPSR eq. 2) as an image."""
+    from srtk.gradmap import gradmap_file
+
+    stdout.print(f"gradient map written to {gradmap_file(source, out, mode=mode, normalize=normalize, gamma=gamma)}")
+
+
+@app.command()
+def download(
+    dataset: str = typer.Argument(..., help="Registry name, e.g. div2k."),
+    root: Path | None = typer.Option(None, help="Where to unpack (default: srtk's data cache)."),
+    sha256: str | None = typer.Option(None, help="Expected SHA-256 of the archive (required if none is pinned)."),
+) -> None:
+    """Download a dataset of the registry, verifying its checksum (srtk's only network access)."""
+    from srtk.data.datasets import download_dataset
+
+    stdout.print(f"{dataset} unpacked to {download_dataset(dataset, root=root, sha256=sha256)}")
+
+
+@app.command()
+def datasets(data_root: Path | None = typer.Option(None, help="Folder holding the benchmarks.")) -> None:
+    """List the dataset registry and where each dataset is found."""
+    from srtk.data.datasets import BENCHMARKS, resolve_dataset
+
+    table = Table(title="datasets")
+    for column in ("name", "images", "found at", "about"):
+        table.add_column(column)
+    for name, info in BENCHMARKS.items():
+        try:
+            where = str(resolve_dataset(name, data_root))
+        except SrtkError:
+            where = "-"
+        table.add_row(name, str(info.num_images or "?"), where, info.description)
+    stdout.print(table)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo-output"), help="Folder for every output of the demo."),
+    device: str = typer.Option("auto", help="'auto', 'cpu', 'cuda', ..."),
+) -> None:
+    """Run srtk end to end on photographs bundled with scikit-image: evaluate, upscale, gradmap."""
+    from srtk.demo import run_demo
+
+    with rich_progress() as progress:
+        result = run_demo(out, device=device, progress=progress)
+    table = Table(title="bicubic x4 on the demo photographs")
+    for column in ("image", "psnr_y", "ssim_y", "niqe"):
+        table.add_column(column, justify="right")
+    for dataset in result.evaluation.datasets.values():
+        for name, values in dataset.images.items():
+            table.add_row(name, *(f"{values[k]:.4f}" for k in ("psnr_y", "ssim_y", "niqe")))
+    stdout.print(table)
+    stdout.print(f"HR samples and their LR versions: {out / 'hr'}, {out / 'lr'}")
+    stdout.print(f"upscaled images:                  {out / 'sr'} ({len(result.upscaled.written)} files)")
+    stdout.print(f"gradient maps M(I):               {', '.join(map(str, result.gradient_maps))}")
+    stdout.print(f"evaluation JSON:                  {result.result_file}")
+
+
+def main() -> None:
+    """Console entry point: SrtkError becomes one line on stderr and exit status 1."""
+    try:
+        app()
+    except SrtkError as error:
+        console.print(f"[red]error:[/red] {error}", highlight=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
