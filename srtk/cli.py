@@ -161,6 +161,33 @@ def gradmap(
 
 
 @app.command()
+def convert(
+    source: Path = typer.Argument(
+        ..., help="Official checkpoint (.pth): SPSR, ESRGAN/BasicSR, EDSR-PyTorch EDSR/RCAN."
+    ),
+    target: Path = typer.Argument(..., help="Output .safetensors path (its .json model card is written beside it)."),
+) -> None:
+    """Convert an official checkpoint to srtk's format (safetensors + model card), detecting its layout."""
+    from srtk.models.registry import convert_official_to_srtk
+
+    card = convert_official_to_srtk(source, target)
+    stdout.print(f"{card.architecture} x{card.scale} ({card.source}) written to {target}")
+
+
+@app.command()
+def info(
+    model: str = typer.Option(..., help="Registry name or checkpoint path."),
+    scale: int = typer.Option(4, help="Upscaling factor for registry names."),
+    lr_size: str = typer.Option("320x180", help="LR input WIDTHxHEIGHT for the FLOPs count (x4: 1280x720 out)."),
+) -> None:
+    """Parameters, FLOPs at a given input size and feature taps of MODEL."""
+    from srtk.models.summary import describe_model
+
+    for key, value in describe_model(model, scale=scale, lr_size=lr_size).items():
+        stdout.print(f"{key:>12}: {value}")
+
+
+@app.command()
 def download(
     dataset: str = typer.Argument(..., help="Registry name, e.g. div2k."),
     root: Path | None = typer.Option(None, help="Where to unpack (default: srtk's data cache)."),

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from srtk.config import EvalConfig
 from srtk.data.datasets import BENCHMARKS, evaluation_pairs, resolve_dataset
 from srtk.data.io import list_images, quantize
+from srtk.errors import ConfigError
 from srtk.infer import model_device, pick_device, self_ensemble, upscale_tiled
 from srtk.metrics.lpips import build_lpips, lpips_distance
 from srtk.metrics.niqe import niqe
@@ -112,6 +113,8 @@ def run_evaluation(cfg: EvalConfig, *, progress: ProgressFn = no_progress) -> Ev
     folders = {name: resolve_dataset(name, cfg.data_root) for name in cfg.datasets}  # fail before any work
     device = pick_device(cfg.device)
     model = load_model(cfg.model, scale=cfg.scale).to(device).eval()
+    if int(model.scale) != cfg.scale:
+        raise ConfigError(f"{cfg.model}: the model upscales x{model.scale}, but --scale is {cfg.scale}")
     metrics = _Metrics(cfg, model_device(model))
     results: dict[str, DatasetResult] = {}
     for name, folder in folders.items():

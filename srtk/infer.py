@@ -147,7 +147,8 @@ def upscale_files(
     report = UpscaleReport(failed=report_failed)
     device = pick_device(cfg.device)
     model = load_model(cfg.model, scale=cfg.scale).to(device).eval()
-    run = partial(upscale_tiled, scale=cfg.scale, tile=cfg.tile, overlap=cfg.tile_overlap, precision=cfg.precision)
+    scale = int(model.scale)  # a checkpoint knows its own factor
+    run = partial(upscale_tiled, scale=scale, tile=cfg.tile, overlap=cfg.tile_overlap, precision=cfg.precision)
     for done, path in enumerate(files, start=1):
         progress("upscale", done - 1, len(files))
         try:

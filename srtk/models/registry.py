@@ -1,34 +1,131 @@
-"""Model registry: name -> builder, and load_model() for names and checkpoint files."""
+"""Model registry: name -> builder for every network of srtk, and load_model() for names and checkpoints."""
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
 from srtk.errors import CheckpointError, SrtkError
 from srtk.models.bicubic import Bicubic
+from srtk.models.checkpoint import (
+    OFFICIAL_SUFFIXES,
+    ModelCard,
+    convert_official_checkpoint,
+    load_srtk_checkpoint,
+    save_model,
+)
+from srtk.models.discriminators import UNetDiscriminator, VGGDiscriminator
+from srtk.models.edsr import EDSR
+from srtk.models.embedding import EmbeddingNetwork
+from srtk.models.gpsr import GPSR, X8_NUM_FEATURES
+from srtk.models.han import HAN
+from srtk.models.nlsn import NLSN
+from srtk.models.nse import NeuralStructureExtractor
+from srtk.models.rcan import RCAN
+from srtk.models.rrdbnet import RRDBNet
+from srtk.models.spsr import spsr_rrdbnet
+from srtk.models.srresnet import SRResNet
+from srtk.models.ugsr import UGSR
 
+# Super-resolution networks (generators and backbones): LR RGB [0, 1] in, SR out.
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "bicubic": Bicubic,
+    "rrdbnet": RRDBNet,  # ESRGAN generator (23 RRDB, 64 features, growth 32)
+    "srresnet": SRResNet,
+    "edsr": EDSR,  # class defaults: the baseline; converted checkpoints give every size explicitly
+    "edsr-baseline": partial(EDSR, num_blocks=16, num_features=64, res_scale=1.0),
+    "edsr-large": partial(EDSR, num_blocks=32, num_features=256, res_scale=0.1),
+    "rcan": RCAN,
+    "han": HAN,
+    "nlsn": NLSN,
+    "spsr": spsr_rrdbnet,  # SPSR generator around RRDBNet (paper 000 sec. 3.2)
+    "ugsr": UGSR,
+    "gpsr": GPSR,
+    "gpsr-x8": partial(GPSR, scale=8, num_features=X8_NUM_FEATURES),
+}
+# Critics, extractors and embeddings: used by training methods, not for upscaling.
+AUXILIARY: dict[str, Callable[..., nn.Module]] = {
+    "vgg-128": VGGDiscriminator,  # ESRGAN/SPSR image discriminator D_I (and D_GM on gradient maps)
+    "spsr-structure": partial(VGGDiscriminator, in_channels=32, input_size=32, num_stages=3),  # D_SF
+    "unet-sn": UNetDiscriminator,  # paper 002
+    "nse": NeuralStructureExtractor,  # paper 000 sec. 4.1
+    "pcl-embedding": EmbeddingNetwork,  # paper 004 sec. III-C
 }
 # Models that need no weights: `--model NAME` works without a checkpoint.
 PARAMETER_FREE = frozenset({"bicubic"})
 
 
-def build_model(name: str, **overrides: object) -> nn.Module:
-    if name not in MODELS:
-        raise SrtkError(f"unknown model {name!r}; choose one of: {', '.join(sorted(MODELS))}")
-    return MODELS[name](**overrides)
+def build_model(name: str, **overrides: Any) -> nn.Module:
+    """A freshly initialised network of the registry (SR models and auxiliary networks)."""
+    builders = {**MODELS, **AUXILIARY}
+    if name not in builders:
+        raise SrtkError(f"unknown model {name!r}; choose one of: {', '.join(sorted(builders))}")
+    try:
+        return builders[name](**overrides)
+    except TypeError as error:
+        raise SrtkError(f"model {name!r}: {error}") from None
 
 
-def load_model(name_or_path: str | Path, *, scale: int = 4) -> nn.Module:
-    """A ready-to-run SR model in eval mode: a parameter-free registry name, or a checkpoint file."""
+class SRImage(nn.Module):
+    """Inference view of a generator: forward returns the SR image even when the network has several outputs."""
+
+    def __init__(self, network: nn.Module, card: ModelCard) -> None:
+        super().__init__()
+        self.network = network
+        self.card = card
+        self.scale = card.scale
+
+    def forward(self, lr: Tensor) -> Tensor:
+        out = self.network(lr)
+        return out if isinstance(out, Tensor) else out.sr
+
+
+def load_official(path: Path) -> tuple[nn.Module, ModelCard]:
+    """(network with the converted weights, card) of an official checkpoint file."""
+    architecture, config, state, layout = convert_official_checkpoint(path)
+    network = build_model(architecture, **config)
+    network.load_state_dict(state, strict=True)
+    card = ModelCard(
+        architecture=architecture,
+        config=config,
+        scale=int(network.scale),
+        source=f"converted from {path.name} ({layout})",
+    )
+    return network, card
+
+
+def convert_official_to_srtk(source: Path, target: Path) -> ModelCard:
+    """`srtk convert`: an official checkpoint file rewritten in srtk's format; returns the written card."""
+    network, card = load_official(Path(source))
+    save_model(Path(target), network, card)
+    return card
+
+
+def load_model_with_card(name_or_path: str | Path, *, scale: int = 4) -> tuple[nn.Module, ModelCard]:
+    """(eval-mode SR model returning the SR image, its card) from a weight-free name or a checkpoint file."""
     name = str(name_or_path)
     if name in PARAMETER_FREE:
-        return build_model(name, scale=scale).eval()
+        card = ModelCard(architecture=name, config={"scale": scale}, scale=scale, source="parameter-free")
+        return build_model(name, scale=scale).eval(), card
     path = Path(name).expanduser()
     if not path.exists():
         raise CheckpointError(
             f"{name}: neither a checkpoint file nor a weight-free model ({', '.join(sorted(PARAMETER_FREE))})"
         )
-    raise CheckpointError(f"{path}: checkpoint loading arrives with the model zoo")
+    if path.suffix in OFFICIAL_SUFFIXES:
+        network, card = load_official(path)
+    elif path.suffix in (".safetensors", ".json"):
+        network, card = load_srtk_checkpoint(path, build_model)
+    else:
+        raise CheckpointError(f"{path}: unknown checkpoint type; srtk reads .safetensors (+ .json card) and .pth")
+    return SRImage(network, card).eval(), card
+
+
+def load_model(name_or_path: str | Path, *, scale: int = 4) -> nn.Module:
+    """A ready-to-run SR model in eval mode: a weight-free registry name, or a checkpoint (srtk or official).
+
+    Its forward takes RGB, NCHW, [0, 1] LR and returns the SR image on the same scale; `model.scale` is its factor.
+    """
+    return load_model_with_card(name_or_path, scale=scale)[0]

@@ -1,0 +1,131 @@
+"""RCAN: residual channel attention network (Zhang et al., ECCV 2018, sec. 3.1-3.4, Fig. 2-4), and the
+loader for checkpoints of the authors' code (EDSR-PyTorch layout, inputs in [0, 255]).
+
+Residual in residual: G = 10 residual groups of B = 20 residual channel-attention blocks (RCAB), 64
+features, channel-attention reduction r = 16 (sec. 4.1), a long skip over the groups and EDSR's
+sub-pixel upsampler. About 15.6M parameters at x4.
+"""
+
+from collections.abc import Mapping, Sequence
+
+from torch import Tensor, nn
+
+from srtk.errors import CheckpointError
+from srtk.models.backbone import SRBackbone
+from srtk.models.blocks import (
+    RGB_CHANNELS,
+    PixelShuffleUpsampler,
+    ResidualGroup,
+    RGBMeanShift,
+    check_taps,
+    conv2d,
+)
+from srtk.models.edsr import (
+    check_all_used,
+    convert_official_ends,
+    copy_official_conv,
+    count_official_indices,
+    require_official,
+)
+
+
+class RCAN(SRBackbone):
+    """RCAN backbone. RGB, NCHW, float in [0, 1] in and out.
+
+    Taps (1-based) are the outputs of residual group i, so `num_blocks` (the tappable units of
+    SRBackbone) equals `num_groups`; each group holds `blocks_per_group` RCABs.
+    """
+
+    def __init__(
+        self,
+        *,
+        scale: int = 4,
+        num_groups: int = 10,  # G, RCAN sec. 4.1
+        blocks_per_group: int = 20,  # B, RCAN sec. 4.1
+        num_features: int = 64,  # C, RCAN sec. 4.1
+        reduction: int = 16,  # r of the channel attention, RCAN sec. 4.1
+        kernel_size: int = 3,  # all convs but the 1x1 of channel attention are 3x3 (sec. 4.1)
+    ) -> None:
+        super().__init__()
+        self.scale = scale
+        self.num_blocks = num_groups
+        self.num_features = num_features
+        self.mean_shift = RGBMeanShift()
+        self.head = conv2d(RGB_CHANNELS, num_features, kernel_size)
+        self.groups = nn.ModuleList(
+            ResidualGroup(
+                num_features=num_features,
+                num_blocks=blocks_per_group,
+                reduction=reduction,
+                kernel_size=kernel_size,
+            )
+            for _ in range(num_groups)
+        )
+        self.trunk_conv = conv2d(num_features, num_features, kernel_size)
+        self.upsampler = PixelShuffleUpsampler(num_features=num_features, scale=scale, kernel_size=kernel_size)
+        self.reconstruction = conv2d(num_features, RGB_CHANNELS, kernel_size)
+
+    def shallow(self, lr: Tensor) -> Tensor:
+        return self.head(self.mean_shift.subtract(lr))  # F_0, (N, C, h, w)
+
+    def trunk(self, shallow: Tensor, taps: Sequence[int] = ()) -> tuple[Tensor, list[Tensor]]:
+        check_taps(taps, self.num_blocks)
+        feats, tapped = shallow, {}
+        for index, group in enumerate(self.groups, start=1):
+            feats = group(feats)
+            if index in taps:
+                tapped[index] = feats
+        trunk_feats = self.trunk_conv(feats) + shallow  # long skip connection (sec. 3.2, eq. 4)
+        return trunk_feats, [tapped[tap] for tap in taps]
+
+    def upsample(self, trunk: Tensor) -> Tensor:
+        return self.upsampler(trunk)
+
+    def reconstruct(self, hr_feats: Tensor) -> Tensor:
+        return self.mean_shift.add(self.reconstruction(hr_feats))
+
+
+# --- official checkpoints ---------------------------------------------------------------------------------
+
+_HAN_ONLY_KEYS = ("la.gamma", "csa.gamma", "last_conv.weight")
+
+
+def is_official(state_dict: Mapping[str, Tensor]) -> bool:
+    """True for the RCAN authors' state dict (HAN extends it with la/csa/last keys: not RCAN)."""
+    keys = set(state_dict)
+    if not {"head.0.weight", "body.0.body.0.body.0.weight", "tail.1.weight"} <= keys:
+        return False
+    return not any(key in keys for key in _HAN_ONLY_KEYS)
+
+
+def convert_official(state_dict: Mapping[str, Tensor]) -> tuple[dict[str, int], dict[str, Tensor]]:
+    """RCAN authors' state dict -> (RCAN kwargs, srtk state dict); the same function on [0, 1] images.
+
+    Groups, blocks per group, features, reduction and scale come from the shapes.
+    """
+    if not is_official(state_dict):
+        raise CheckpointError("not an official RCAN state dict (head.0 / body.G.body.B.body.0 / tail.1 keys)")
+    kwargs, out, used = convert_official_ends(state_dict)
+    num_groups = count_official_indices(state_dict, "body.{}.body.0.body.0.weight")
+    blocks_per_group = count_official_indices(state_dict, "body.0.body.{}.body.0.weight")
+    squeezed = require_official(state_dict, "body.0.body.0.body.3.conv_du.0.weight").shape[0]
+    reduction = kwargs["num_features"] // squeezed
+    official_names = {"body.0": "conv1", "body.2": "conv2", "body.3.conv_du.0": "attention.down"}
+    official_names["body.3.conv_du.2"] = "attention.up"
+    for group in range(num_groups):
+        for block in range(blocks_per_group):
+            for official, ours in official_names.items():
+                official_key = f"body.{group}.body.{block}.{official}"
+                copy_official_conv(out, state_dict, official_key, f"groups.{group}.blocks.{block}.{ours}")
+                used |= {f"{official_key}.{param}" for param in ("weight", "bias")}
+        copy_official_conv(out, state_dict, f"body.{group}.body.{blocks_per_group}", f"groups.{group}.conv")
+        used |= {f"body.{group}.body.{blocks_per_group}.{param}" for param in ("weight", "bias")}
+    copy_official_conv(out, state_dict, f"body.{num_groups}", "trunk_conv")
+    used |= {f"body.{num_groups}.weight", f"body.{num_groups}.bias"}
+    check_all_used(state_dict, used, "official RCAN")
+    return {
+        **kwargs,
+        "num_groups": num_groups,
+        "blocks_per_group": blocks_per_group,
+        "reduction": int(reduction),
+    }, out

@@ -1,0 +1,368 @@
+"""RRDBNet, the ESRGAN generator (Wang et al. 2018), as the SR branch of SPSR (paper 000 sec. 3.2, 4.1).
+
+Residual-in-Residual Dense Blocks (RRDB): each is three residual dense blocks of five 3x3 convolutions
+with dense connections and LeakyReLU(0.2), every residual scaled by 0.2 before it is added back.
+The network: conv -> 23 RRDBs -> conv, plus a global residual (the trunk, all at LR size); then
+nearest x2 + conv + LeakyReLU per factor of 2 (the upsampler); then conv + LeakyReLU + conv (reconstruction).
+It implements the stage interface of `backbone.py`, so SPSR taps the outputs of blocks 5/10/15/20.
+
+Official checkpoints: `convert_official` reads the three layouts ESRGAN weights were released in
+(BasicSR's `conv_first/body.N.rdbM.convK/...`, the original ESRGAN repository's
+`conv_first/RRDB_trunk.N.RDBM.convK/...` and the older sequential `model.0/model.1.sub.N.RDBM.convK.0/...`).
+Convention: RGB, NCHW, float in [0, 1] in and out.
+"""
+
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from srtk.errors import CheckpointError, ConfigError
+from srtk.models.backbone import SRBackbone
+
+LEAKY_SLOPE = 0.2  # ESRGAN: every activation is LeakyReLU(0.2)
+RESIDUAL_SCALE = 0.2  # ESRGAN sec. 3.2 "residual scaling" beta = 0.2, inside each dense block and each RRDB
+NUM_DENSE_CONVS = 5  # convolutions per residual dense block (ESRGAN Fig. 4)
+NUM_DENSE_BLOCKS = 3  # residual dense blocks per RRDB (ESRGAN Fig. 4)
+KERNEL_SIZE = 3
+PADDING = KERNEL_SIZE // 2  # "same" zero padding, as in the released models
+UPSAMPLE_FACTOR = 2  # each upsampling stage is nearest x2 + conv
+
+
+def num_upsample_stages(scale: int) -> int:
+    """How many x2 stages reach `scale` (1, 2, 4, 8, ...); other factors are a ConfigError."""
+    stages = round(math.log2(scale)) if scale >= 1 else -1
+    if stages < 0 or UPSAMPLE_FACTOR**stages != scale:
+        raise ConfigError(f"scale must be a power of 2 (1, 2, 4, 8); got {scale}")
+    return stages
+
+
+def conv3x3(in_channels: int, out_channels: int) -> nn.Conv2d:
+    """The 3x3, stride 1, zero-padded, biased convolution every RRDB-family layer uses."""
+    return nn.Conv2d(in_channels, out_channels, KERNEL_SIZE, padding=PADDING)
+
+
+class ResidualDenseBlock(nn.Module):
+    """Five densely connected 3x3 convs; the last maps back to `num_features`, scaled, added to the input."""
+
+    def __init__(
+        self,
+        *,
+        num_features: int = 64,  # ESRGAN sec. 4.1
+        growth_channels: int = 32,  # ESRGAN sec. 4.1 (channels each inner conv adds)
+        num_convs: int = NUM_DENSE_CONVS,
+        residual_scale: float = RESIDUAL_SCALE,
+        negative_slope: float = LEAKY_SLOPE,
+    ) -> None:
+        super().__init__()
+        self.residual_scale = residual_scale
+        # conv i sees the input and the i earlier growths; the last one returns to num_features.
+        self.convs = nn.ModuleList(
+            conv3x3(num_features + i * growth_channels, growth_channels) for i in range(num_convs - 1)
+        )
+        self.convs.append(conv3x3(num_features + (num_convs - 1) * growth_channels, num_features))
+        self.act = nn.LeakyReLU(negative_slope)
+
+    def forward(self, x: Tensor) -> Tensor:
+        feats = [x]
+        for conv in self.convs[:-1]:
+            feats.append(self.act(conv(torch.cat(feats, dim=1))))  # (N, F + i*G, h, w) -> (N, G, h, w)
+        return x + self.residual_scale * self.convs[-1](torch.cat(feats, dim=1))
+
+
+class RRDB(nn.Module):
+    """Residual in Residual Dense Block: three dense blocks in a row, their sum scaled and added back."""
+
+    def __init__(
+        self,
+        *,
+        num_features: int = 64,  # ESRGAN sec. 4.1; SPSR's gradient and fusion blocks use 2 x 64
+        growth_channels: int = 32,  # ESRGAN sec. 4.1
+        num_dense_blocks: int = NUM_DENSE_BLOCKS,
+        residual_scale: float = RESIDUAL_SCALE,
+        negative_slope: float = LEAKY_SLOPE,
+    ) -> None:
+        super().__init__()
+        self.residual_scale = residual_scale
+        self.dense_blocks = nn.Sequential(
+            *(
+                ResidualDenseBlock(
+                    num_features=num_features,
+                    growth_channels=growth_channels,
+                    residual_scale=residual_scale,
+                    negative_slope=negative_slope,
+                )
+                for _ in range(num_dense_blocks)
+            )
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.residual_scale * self.dense_blocks(x)
+
+
+class RRDBTrunk(nn.Module):
+    """`num_blocks` RRDBs and a conv, with a residual over the whole trunk; can hand out block outputs."""
+
+    def __init__(self, *, num_features: int = 64, num_blocks: int = 23, growth_channels: int = 32) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            RRDB(num_features=num_features, growth_channels=growth_channels) for _ in range(num_blocks)
+        )
+        self.conv = conv3x3(num_features, num_features)
+
+    def forward(self, shallow: Tensor, taps: Sequence[int] = ()) -> tuple[Tensor, list[Tensor]]:
+        wanted = set(taps)
+        if wanted and not wanted <= set(range(1, len(self.blocks) + 1)):
+            raise ConfigError(f"taps {sorted(wanted)} outside blocks 1..{len(self.blocks)}")
+        x = shallow
+        by_index: dict[int, Tensor] = {}
+        for index, block in enumerate(self.blocks, start=1):
+            x = block(x)
+            if index in wanted:
+                by_index[index] = x
+        return shallow + self.conv(x), [by_index[i] for i in taps]
+
+
+class UpconvUpsampler(nn.Module):
+    """Nearest-neighbour x2 then conv + LeakyReLU, once per factor of 2 ("upconv" in ESRGAN/SPSR code)."""
+
+    def __init__(self, *, scale: int = 4, num_features: int = 64, negative_slope: float = LEAKY_SLOPE) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList(conv3x3(num_features, num_features) for _ in range(num_upsample_stages(scale)))
+        self.act = nn.LeakyReLU(negative_slope)
+
+    def forward(self, x: Tensor) -> Tensor:
+        for conv in self.convs:  # (N, F, h, w) -> (N, F, 2h, 2w) per stage
+            x = self.act(conv(F.interpolate(x, scale_factor=UPSAMPLE_FACTOR, mode="nearest")))
+        return x
+
+
+class RRDBNet(SRBackbone):
+    """ESRGAN generator: RGB, NCHW, [0, 1] LR -> (N, out_channels, scale*h, scale*w).
+
+    `input_unshuffle` folds the LR image into channels first (pixel unshuffle, BasicSR's trick for its x2/x1
+    Real-ESRGAN models, and the "desubpixel" head of paper 002 sec. 3.1); the upsampler then runs
+    log2(scale * input_unshuffle) stages. `out_channels` other than 3 turns the last conv into a feature
+    layer, which is how SPSR uses this network (paper 000 sec. 3.2).
+    """
+
+    def __init__(
+        self,
+        *,
+        scale: int = 4,  # paper 000 sec. 4.1: all experiments are x4
+        in_channels: int = 3,
+        out_channels: int = 3,
+        num_features: int = 64,  # ESRGAN sec. 4.1
+        num_blocks: int = 23,  # ESRGAN sec. 4.1; paper 000 sec. 3.2 "23 RRDBs in the original model"
+        growth_channels: int = 32,  # ESRGAN sec. 4.1
+        input_unshuffle: int = 1,  # 1: plain LR input; BasicSR x2 checkpoints use 2
+        negative_slope: float = LEAKY_SLOPE,
+    ) -> None:
+        super().__init__()
+        self.scale = scale
+        self.num_features = num_features
+        self.num_blocks = num_blocks
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.input_unshuffle = input_unshuffle
+        self.shallow_conv = conv3x3(in_channels * input_unshuffle**2, num_features)
+        self.residual_trunk = RRDBTrunk(
+            num_features=num_features, num_blocks=num_blocks, growth_channels=growth_channels
+        )
+        self.upsampler = UpconvUpsampler(
+            scale=scale * input_unshuffle, num_features=num_features, negative_slope=negative_slope
+        )
+        self.hr_conv = conv3x3(num_features, num_features)
+        self.out_conv = conv3x3(num_features, out_channels)
+        self.act = nn.LeakyReLU(negative_slope)
+
+    def shallow(self, lr: Tensor) -> Tensor:
+        if self.input_unshuffle > 1:  # (N, C, h, w) -> (N, C*u*u, h/u, w/u)
+            lr = F.pixel_unshuffle(lr, self.input_unshuffle)
+        return self.shallow_conv(lr)
+
+    def trunk(self, shallow: Tensor, taps: Sequence[int] = ()) -> tuple[Tensor, list[Tensor]]:
+        return self.residual_trunk(shallow, taps)
+
+    def upsample(self, trunk: Tensor) -> Tensor:
+        return self.upsampler(trunk)
+
+    def reconstruct(self, hr_feats: Tensor) -> Tensor:
+        return self.out_conv(self.act(self.hr_conv(hr_feats)))
+
+
+# --------------------------------------------------------------------------- official checkpoints
+
+# A rename rule: a full-match pattern on the official key and a function building srtk's key from the match.
+RenameRule = tuple[str, Callable[[re.Match[str]], str]]
+
+
+def unwrap_state_dict(checkpoint: Mapping[str, Any]) -> dict[str, Tensor]:
+    """The bare state dict of a saved checkpoint.
+
+    BasicSR saves `{"params": ..., "params_ema": ...}`; the EMA weights are the ones it evaluates and
+    releases, so they win. A DataParallel `module.` prefix on every key is dropped.
+    """
+    for wrapper in ("params_ema", "params", "state_dict"):
+        if wrapper in checkpoint and isinstance(checkpoint[wrapper], Mapping):
+            checkpoint = checkpoint[wrapper]
+            break
+    state = {key: value for key, value in checkpoint.items() if isinstance(value, Tensor)}
+    if state and all(key.startswith("module.") for key in state):
+        state = {key.removeprefix("module."): value for key, value in state.items()}
+    return state
+
+
+def rename_keys(state_dict: Mapping[str, Tensor], rules: Sequence[RenameRule], layout: str) -> dict[str, Tensor]:
+    """Apply the first matching rule to every key; an unmatched key, or two keys with different tensors
+    landing on one name, is a CheckpointError (a silent drop would load a half-initialised network)."""
+    compiled = [(re.compile(pattern), build) for pattern, build in rules]
+    out: dict[str, Tensor] = {}
+    unknown: list[str] = []
+    for key, value in state_dict.items():
+        for pattern, build in compiled:
+            match = pattern.fullmatch(key)
+            if match:
+                new_key = build(match)
+                if new_key in out and not torch.equal(out[new_key], value):
+                    raise CheckpointError(f"{layout} checkpoint: {key} disagrees with another key for {new_key}")
+                out[new_key] = value
+                break
+        else:
+            unknown.append(key)
+    if unknown:
+        raise CheckpointError(f"{layout} checkpoint: unexpected keys {', '.join(unknown[:5])}")
+    return out
+
+
+def rrdb_rule(official_prefix: str, srtk_prefix: str, rdb: str, conv_suffix: str) -> RenameRule:
+    """Rule for `<prefix>.<block>.<rdb>M.convK<suffix>.(weight|bias)`; M and K are 1-based officially."""
+    pattern = rf"{official_prefix}\.(\d+)\.{rdb}(\d)\.conv(\d){re.escape(conv_suffix)}\.(weight|bias)"
+
+    def build(m: re.Match[str]) -> str:
+        return f"{srtk_prefix}.{m[1]}.{single_rrdb_name(int(m[2]), int(m[3]))}.{m[4]}"
+
+    return pattern, build
+
+
+def single_rrdb_name(dense_block: int, conv: int) -> str:
+    """srtk's name inside one RRDB for official 1-based dense block `dense_block`, conv `conv`."""
+    return f"dense_blocks.{dense_block - 1}.convs.{conv - 1}"
+
+
+def _fixed(name: str) -> Callable[[re.Match[str]], str]:
+    return lambda m: f"{name}.{m[1]}"
+
+
+def sequential_esrgan_rules(num_upsample_convs: int, srtk_prefix: str = "") -> list[RenameRule]:
+    """Rules for the old sequential layout `model.0, model.1.sub.N..., model.3, ...` (also SPSR's SR branch).
+
+    Upconv stages sit at model.3, model.6, ... (nearest, conv, LReLU each), then HR conv at 3n+2 and
+    the last conv at 3n+4, where n is the number of stages.
+    """
+    n = num_upsample_convs
+
+    def up(m: re.Match[str]) -> str:
+        return f"{srtk_prefix}upsampler.convs.{int(m[1]) // 3 - 1}.{m[2]}"
+
+    up_indices = "|".join(str(3 * (k + 1)) for k in range(n)) or "(?!)"
+    return [
+        (r"model\.0\.(weight|bias)", _fixed(f"{srtk_prefix}shallow_conv")),
+        rrdb_rule(r"model\.1\.sub", f"{srtk_prefix}residual_trunk.blocks", "RDB", ".0"),
+        (r"model\.1\.sub\.\d+\.(weight|bias)", _fixed(f"{srtk_prefix}residual_trunk.conv")),
+        (rf"model\.({up_indices})\.(weight|bias)", up),
+        (rf"model\.{3 * n + 2}\.(weight|bias)", _fixed(f"{srtk_prefix}hr_conv")),
+        (rf"model\.{3 * n + 4}\.(weight|bias)", _fixed(f"{srtk_prefix}out_conv")),
+    ]
+
+
+def _num_sequential_upconvs(state_dict: Mapping[str, Tensor]) -> int:
+    """n such that model.3 ... model.3n are the upconv stages; they are the indices >= 2 divisible by 3."""
+    indices = {int(m[1]) for key in state_dict if (m := re.fullmatch(r"model\.(\d+)\.weight", key))}
+    return sum(1 for i in indices if i >= 2 and i % 3 == 0)
+
+
+def _detect_layout(state_dict: Mapping[str, Tensor]) -> str | None:
+    if "conv_first.weight" in state_dict and "body.0.rdb1.conv1.weight" in state_dict:
+        return "basicsr"
+    if "conv_first.weight" in state_dict and "RRDB_trunk.0.RDB1.conv1.weight" in state_dict:
+        return "esrgan"
+    spsr_only = ("b_fea_conv.0.weight", "f_HR_conv1.0.weight")  # SPSR's generator shares the prefix
+    if "model.1.sub.0.RDB1.conv1.0.weight" in state_dict and not any(k in state_dict for k in spsr_only):
+        return "sequential"
+    return None
+
+
+def is_official(state_dict: Mapping[str, Any]) -> bool:
+    """True for an ESRGAN generator in the BasicSR, original-ESRGAN or old sequential key layout."""
+    return _detect_layout(unwrap_state_dict(state_dict)) is not None
+
+
+def convert_official(state_dict: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """(RRDBNet kwargs inferred from shapes, state dict in srtk's names) from an ESRGAN checkpoint."""
+    state = unwrap_state_dict(state_dict)
+    layout = _detect_layout(state)
+    if layout is None:
+        raise CheckpointError("not an ESRGAN/RRDBNet checkpoint (no conv_first + body/RRDB_trunk or model.1.sub)")
+    if layout == "basicsr":
+        ups = sorted(int(m[1]) for key in state if (m := re.fullmatch(r"conv_up(\d+)\.weight", key)))
+        rules: list[RenameRule] = [
+            (r"conv_first\.(weight|bias)", _fixed("shallow_conv")),
+            rrdb_rule(r"body", "residual_trunk.blocks", "rdb", ""),
+            (r"conv_body\.(weight|bias)", _fixed("residual_trunk.conv")),
+            (r"conv_up(\d+)\.(weight|bias)", lambda m: f"upsampler.convs.{int(m[1]) - 1}.{m[2]}"),
+            (r"conv_hr\.(weight|bias)", _fixed("hr_conv")),
+            (r"conv_last\.(weight|bias)", _fixed("out_conv")),
+        ]
+        first, last, block_prefix = "conv_first.weight", "conv_last.weight", "body"
+    elif layout == "esrgan":
+        ups = sorted(int(m[1]) for key in state if (m := re.fullmatch(r"upconv(\d+)\.weight", key)))
+        rules = [
+            (r"conv_first\.(weight|bias)", _fixed("shallow_conv")),
+            rrdb_rule(r"RRDB_trunk", "residual_trunk.blocks", "RDB", ""),
+            (r"trunk_conv\.(weight|bias)", _fixed("residual_trunk.conv")),
+            (r"upconv(\d+)\.(weight|bias)", lambda m: f"upsampler.convs.{int(m[1]) - 1}.{m[2]}"),
+            (r"HRconv\.(weight|bias)", _fixed("hr_conv")),
+            (r"conv_last\.(weight|bias)", _fixed("out_conv")),
+        ]
+        first, last, block_prefix = "conv_first.weight", "conv_last.weight", "RRDB_trunk"
+    else:
+        ups = list(range(_num_sequential_upconvs(state)))
+        rules = sequential_esrgan_rules(len(ups))
+        first, last, block_prefix = "model.0.weight", f"model.{3 * len(ups) + 4}.weight", "model.1.sub"
+    if layout != "sequential" and ups != list(range(1, len(ups) + 1)):
+        raise CheckpointError(f"{layout} checkpoint: upsampling convs are not numbered 1..n: {ups}")
+    if first not in state or last not in state:
+        raise CheckpointError(f"{layout} checkpoint: missing {first} or {last}")
+    converted = rename_keys(state, rules, layout)
+
+    num_blocks = 1 + max(
+        int(m[1]) for key in state if (m := re.fullmatch(rf"{re.escape(block_prefix)}\.(\d+)\.(?:rdb|RDB)1\..*", key))
+    )
+    num_features, shallow_in = state[first].shape[:2]
+    out_channels = state[last].shape[0]
+    growth_channels = converted["residual_trunk.blocks.0.dense_blocks.0.convs.0.weight"].shape[0]
+    # BasicSR's x2/x1 models pixel-unshuffle the input: conv_first sees in_channels * u^2 channels.
+    # Its inputs are always RGB-like with in == out channels, which pins u.
+    unshuffle = round(math.sqrt(shallow_in / out_channels)) if layout == "basicsr" else 1
+    if unshuffle < 1 or shallow_in != out_channels * unshuffle**2:
+        unshuffle, in_channels = 1, int(shallow_in)
+    else:
+        in_channels = int(shallow_in) // unshuffle**2
+    total_upscale = UPSAMPLE_FACTOR ** len(ups)
+    if total_upscale % unshuffle:
+        raise CheckpointError(f"{layout} checkpoint: x{total_upscale} upsampling cannot undo unshuffle {unshuffle}")
+    config: dict[str, Any] = {
+        "scale": total_upscale // unshuffle,
+        "in_channels": in_channels,
+        "out_channels": int(out_channels),
+        "num_features": int(num_features),
+        "num_blocks": num_blocks,
+        "growth_channels": int(growth_channels),
+        "input_unshuffle": unshuffle,
+    }
+    return config, converted

@@ -1,0 +1,252 @@
+"""VGG-style critics (D_I, D_GM, D_SF of SPSR) and the U-Net discriminator of paper 002."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from srtk.errors import CheckpointError, ConfigError
+from srtk.models.discriminators import (
+    UNetDiscriminator,
+    UNetOutput,
+    VGGDiscriminator,
+    convert_official,
+    is_official,
+)
+from srtk.models.gradient import GradientMap
+
+TINY_VGG = {"num_features": 8, "num_stages": 2, "input_size": 16, "hidden_features": 16}
+TINY_UNET = {"num_features": 8, "num_levels": 2}
+
+
+def _assert_trains(model: nn.Module, loss: Tensor) -> None:
+    assert torch.isfinite(loss).all()
+    loss.backward()
+    for name, param in model.named_parameters():
+        assert param.grad is not None, f"{name} got no gradient"
+        assert torch.isfinite(param.grad).all(), name
+
+
+def test_vgg128_parameter_count_matches_the_esrgan_layer_list() -> None:
+    # ESRGAN VGG-128, counted by hand: first conv 3->64 (3x3, bias); then per stage a 3x3 conv and a 4x4
+    # stride-2 conv, both bias-free and followed by BN (2 parameters per channel); FC 512*4*4 -> 100 -> 1.
+    widths = [64, 128, 256, 512, 512]
+    expected = 3 * 64 * 9 + 64  # conv0_0
+    expected += 64 * 64 * 16 + 2 * 64  # conv0_1 + BN
+    for prev, width in zip(widths, widths[1:], strict=False):
+        expected += prev * width * 9 + 2 * width + width * width * 16 + 2 * width
+    expected += 512 * 16 * 100 + 100 + 100 + 1
+    assert expected == 14_499_401
+    assert sum(p.numel() for p in VGGDiscriminator().parameters()) == expected
+    # The ESRGAN/SPSR code's layout also gives every BN-followed conv a bias: 9 convs, 2880 more channels.
+    old_layout = VGGDiscriminator(conv_bias=True)
+    assert sum(p.numel() for p in old_layout.parameters()) == expected + 64 + 2 * (128 + 256 + 512 + 512)
+
+
+def test_structure_discriminator_sees_nse_features_at_a_quarter_of_the_patch() -> None:
+    d_sf = VGGDiscriminator(in_channels=32, input_size=32, num_stages=3)  # D_SF, paper 000 sec. 4.3
+    assert d_sf.features[0].conv.in_channels == 32
+    assert d_sf.classifier.hidden.in_features == 256 * 4 * 4  # still a 4x4 map before the classifier
+    assert d_sf(torch.rand(2, 32, 32, 32)).shape == (2, 1)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [TINY_VGG, {**TINY_VGG, "in_channels": 4, "num_stages": 3, "input_size": 24, "conv_bias": True}],
+)
+def test_vgg_discriminator_smoke(config: dict) -> None:
+    model = VGGDiscriminator(**config)
+    size = config["input_size"]
+    x = torch.rand(3, config.get("in_channels", 3), size, size)
+    logits = model(x)
+    assert logits.shape == (3, 1)
+    _assert_trains(model, logits.mean())
+
+
+def test_gradient_discriminator_judges_gradient_maps() -> None:
+    d_gm = VGGDiscriminator(**TINY_VGG)  # D_GM of paper 000 eqs. 8-9: the VGG critic applied to M(I)
+    img = torch.rand(2, 3, 16, 16, requires_grad=True)
+    logits = d_gm(GradientMap()(img))
+    assert logits.shape == (2, 1)
+    logits.sum().backward()
+    assert img.grad is not None and img.grad.abs().sum() > 0  # the generator is reached through M
+
+
+def test_vgg_discriminator_rejects_wrong_sizes_clearly() -> None:
+    model = VGGDiscriminator(**TINY_VGG)
+    with pytest.raises(ConfigError, match=r"built for 16x16 inputs, got 32x32"):
+        model(torch.rand(1, 3, 32, 32))
+    with pytest.raises(ConfigError, match="multiple of"):
+        VGGDiscriminator(input_size=100)
+    with pytest.raises(ConfigError, match="multiple of"):
+        VGGDiscriminator(num_stages=3, input_size=4)
+
+
+def test_vgg_discriminator_channels_last_and_bf16_autocast_agree() -> None:
+    model = VGGDiscriminator(**TINY_VGG).eval()
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        reference = model(x)
+        torch.testing.assert_close(model(x.to(memory_format=torch.channels_last)), reference, atol=1e-5, rtol=1e-5)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(x)
+    torch.testing.assert_close(low.float(), reference, atol=0.05 * reference.abs().max().item() + 0.02, rtol=0.05)
+
+
+# ---- official checkpoints ----------------------------------------------------------------------------------
+
+
+def _official_vgg(layout: str, *, in_channels: int, widths: list[int], final: int, hidden: int) -> dict:
+    """A random state dict in an official layout, keys and shapes written out from that layout."""
+    gen = torch.Generator().manual_seed(1)
+    sd: dict[str, Tensor] = {}
+
+    def rand(*shape: int) -> Tensor:
+        return torch.randn(*shape, generator=gen) * 0.2
+
+    def bn(prefix: str, channels: int) -> None:
+        sd[f"{prefix}.weight"] = 1 + rand(channels)
+        sd[f"{prefix}.bias"] = rand(channels)
+        sd[f"{prefix}.running_mean"] = rand(channels)
+        sd[f"{prefix}.running_var"] = 0.5 + torch.rand(channels, generator=gen)
+        sd[f"{prefix}.num_batches_tracked"] = torch.tensor(7)
+
+    prev = in_channels
+    for stage, width in enumerate(widths):
+        for sub, (cin, kernel) in enumerate(((prev, 3), (width, 4))):
+            index = 2 * stage + sub
+            conv = f"features.{index}.0" if layout == "old" else f"conv{stage}_{sub}"
+            sd[f"{conv}.weight"] = rand(width, cin, kernel, kernel)
+            if layout == "old" or index == 0:
+                sd[f"{conv}.bias"] = rand(width)
+            if index > 0:
+                bn(f"features.{index}.1" if layout == "old" else f"bn{stage}_{sub}", width)
+        prev = width
+    first_fc, second_fc = ("classifier.0", "classifier.2") if layout == "old" else ("linear1", "linear2")
+    sd[f"{first_fc}.weight"] = rand(hidden, widths[-1] * final * final)
+    sd[f"{first_fc}.bias"] = rand(hidden)
+    sd[f"{second_fc}.weight"] = rand(1, hidden)
+    sd[f"{second_fc}.bias"] = rand(1)
+    return sd
+
+
+def _official_vgg_forward(sd: dict, layout: str, num_stages: int, x: Tensor) -> Tensor:
+    """The VGG-128 forward pass in eval mode, written against the official keys."""
+    for stage in range(num_stages):
+        for sub in range(2):
+            index = 2 * stage + sub
+            conv = f"features.{index}.0" if layout == "old" else f"conv{stage}_{sub}"
+            x = F.conv2d(x, sd[f"{conv}.weight"], sd.get(f"{conv}.bias"), stride=1 + sub, padding=1)
+            if index > 0:
+                norm = f"features.{index}.1" if layout == "old" else f"bn{stage}_{sub}"
+                x = F.batch_norm(
+                    x,
+                    sd[f"{norm}.running_mean"],
+                    sd[f"{norm}.running_var"],
+                    sd[f"{norm}.weight"],
+                    sd[f"{norm}.bias"],
+                    training=False,
+                    eps=1e-5,
+                )
+            x = F.leaky_relu(x, 0.2)
+    first_fc, second_fc = ("classifier.0", "classifier.2") if layout == "old" else ("linear1", "linear2")
+    x = F.leaky_relu(F.linear(x.flatten(1), sd[f"{first_fc}.weight"], sd[f"{first_fc}.bias"]), 0.2)
+    return F.linear(x, sd[f"{second_fc}.weight"], sd[f"{second_fc}.bias"])
+
+
+@pytest.mark.parametrize("layout", ["old", "basicsr"])
+def test_convert_official_vgg_discriminator(layout: str) -> None:
+    widths, final = [8, 16, 32], 2  # a 16x16 input after three stride-2 stages
+    official = _official_vgg(layout, in_channels=3, widths=widths, final=final, hidden=12)
+    if layout == "old":
+        official = {f"module.{key}": value for key, value in official.items()}  # saved from DataParallel
+    assert is_official(official)
+    kwargs, ours = convert_official(official)
+    assert kwargs == {
+        "in_channels": 3,
+        "num_features": 8,
+        "num_stages": 3,
+        "input_size": 16,
+        "hidden_features": 12,
+        "conv_bias": layout == "old",
+    }
+    model = VGGDiscriminator(**kwargs)
+    model.load_state_dict(ours, strict=True)
+    x = torch.rand(2, 3, 16, 16)
+    plain = {key.removeprefix("module."): value for key, value in official.items()}
+    expected = _official_vgg_forward(plain, layout, 3, x)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_convert_official_rejects_other_layouts() -> None:
+    ours = VGGDiscriminator(**TINY_VGG).state_dict()
+    assert not is_official(ours)
+    with pytest.raises(CheckpointError):
+        convert_official(ours)
+    odd = _official_vgg("old", in_channels=3, widths=[8, 16], final=4, hidden=12)
+    odd["features.2.0.weight"] = torch.zeros(24, 8, 3, 3)  # not the doubling VGG progression
+    with pytest.raises(CheckpointError, match="widths"):
+        convert_official(odd)
+
+
+# ---- U-Net discriminator (paper 002) -----------------------------------------------------------------------
+
+
+def test_unet_discriminator_smoke() -> None:
+    model = UNetDiscriminator(**TINY_UNET)
+    out = model(torch.rand(2, 3, 16, 24))
+    assert isinstance(out, UNetOutput)
+    assert out.global_logit.shape == (2, 1)
+    assert out.pixel_logits.shape == (2, 1, 16, 24)  # one decision per pixel
+    # encoder blocks (16, 8x12), (32, 4x6), then decoder blocks back to (8, 16x24)
+    assert [tuple(f.shape[1:]) for f in out.features] == [(16, 8, 12), (32, 4, 6), (16, 8, 12), (8, 16, 24)]
+    loss = out.global_logit.mean() + out.pixel_logits.mean() + sum(f.mean() for f in out.features)
+    _assert_trains(model, loss)
+
+
+def test_unet_discriminator_is_spectrally_normalised() -> None:
+    model = UNetDiscriminator(**TINY_UNET)
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert len(layers) == 1 + 3 * 2 + 1 + 3 * 2 + 1  # stem, 2 down-, global head, 2 up-blocks, pixel head
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith("original"):
+                param.mul_(10.0)  # raw weights far from unit norm: only the normalisation brings them back
+        for _ in range(60):  # in training mode every weight access runs one power iteration
+            for layer in layers:
+                layer.weight  # noqa: B018
+    model.eval()
+    for layer in layers:
+        sigma = torch.linalg.matrix_norm(layer.weight.flatten(1), ord=2)
+        torch.testing.assert_close(sigma, torch.tensor(1.0), atol=0.02, rtol=0)
+
+
+def test_unet_discriminator_judges_each_image_on_its_own() -> None:
+    # No batch statistics anywhere (spectral norm, no BN): CutMix consistency needs per-image decisions.
+    model = UNetDiscriminator(**TINY_UNET).eval()
+    x = torch.rand(3, 3, 16, 16)
+    with torch.no_grad():
+        batch = model(x)
+        alone = model(x[1:2])
+    torch.testing.assert_close(batch.global_logit[1:2], alone.global_logit, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(batch.pixel_logits[1:2], alone.pixel_logits, atol=1e-5, rtol=1e-5)
+
+
+def test_unet_discriminator_rejects_sizes_it_cannot_halve() -> None:
+    with pytest.raises(ConfigError, match="divisible by 4"):
+        UNetDiscriminator(**TINY_UNET)(torch.rand(1, 3, 18, 16))
+
+
+def test_unet_discriminator_channels_last_and_bf16_autocast_agree() -> None:
+    model = UNetDiscriminator(**TINY_UNET).eval()
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        reference = model(x)
+        last = model(x.to(memory_format=torch.channels_last))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(x)
+    for fp32, other, tol in ((reference, last, 1e-5), (reference, low, 0.05)):
+        for a, b in ((fp32.global_logit, other.global_logit), (fp32.pixel_logits, other.pixel_logits)):
+            scale = a.abs().max().item()
+            torch.testing.assert_close(b.float(), a, atol=tol * scale + tol, rtol=tol)
