@@ -1,0 +1,192 @@
+"""Perceptual losses: VGG19 feature distance (SPSR paper 000 sec. 3.3 eq. 4, following ESRGAN) and LPIPS
+(ugsr paper 002 sec. 2.4 eq. 6, AlexNet trunk).
+
+Both networks are frozen ImageNet classifiers that srtk never downloads: their weights must already lie in
+the torchvision hub cache (`torch.hub.get_dir()/checkpoints`, moved with TORCH_HOME). A missing file is a
+one-line SrtkError naming the exact path; `allow_random=True` builds randomly initialised trunks instead
+(tests, or the "random network" ablations). Convention: SR and HR are RGB, NCHW, float in [0, 1].
+"""
+
+import re
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal, get_args
+from urllib.parse import urlparse
+
+import lpips
+import torch
+from torch import Tensor, nn
+from torchvision.models import AlexNet_Weights, VGG16_Weights, VGG19_Weights, WeightsEnum, vgg
+
+from srtk.errors import CheckpointError, ConfigError, SrtkError
+from srtk.losses.pixel import PixelCriterion, pixel_distance
+
+# torchvision's ImageNet statistics: the VGG weights were trained on inputs normalised by them.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# SPSR follows ESRGAN (sec. 4.1; its Appendix C names ESRGAN's VGG19 layer: the 4th convolution after the
+# 4th max-pooling, conv5_4), which compares features *before* the ReLU: activated deep features are sparse.
+DEFAULT_VGG_LAYERS: tuple[tuple[str, float], ...] = (("conv5_4", 1.0),)
+
+_LAYER_NAME = re.compile(r"^(conv|relu)(\d+)_(\d+)$")
+
+LPIPSNetwork = Literal["alex", "vgg"]
+# The torchvision checkpoints LPIPS builds its trunk from (lpips calls tv.alexnet / tv.vgg16).
+_LPIPS_TRUNKS: dict[str, WeightsEnum] = {
+    "alex": AlexNet_Weights.IMAGENET1K_V1,
+    "vgg": VGG16_Weights.IMAGENET1K_V1,
+}
+
+
+def hub_checkpoint_path(weights: WeightsEnum) -> Path:
+    """Where torchvision's cache keeps `weights`: torch.hub.get_dir()/checkpoints/<file name of its URL>."""
+    file_name = Path(urlparse(weights.url).path).name
+    return Path(torch.hub.get_dir()) / "checkpoints" / file_name
+
+
+def require_hub_checkpoint(weights: WeightsEnum, what: str) -> Path:
+    """The cached checkpoint of `weights`, or a one-line SrtkError saying where it must go (no download)."""
+    path = hub_checkpoint_path(weights)
+    if not path.is_file():
+        raise SrtkError(
+            f"{what} weights not found: expected {path}; on a networked machine download {weights.url} "
+            f"into that path (the torchvision hub cache, moved by TORCH_HOME), or pass allow_random=True "
+            f"for randomly initialised features"
+        )
+    return path
+
+
+def vgg19_layer_indices(features: nn.Sequential) -> dict[str, int]:
+    """Names 'conv{block}_{k}' / 'relu{block}_{k}' -> index in torchvision's VGG19 `features`.
+
+    Derived by walking the layers (a max-pool closes a block) rather than hard-coding indices.
+    """
+    names: dict[str, int] = {}
+    block, conv = 1, 0
+    for index, layer in enumerate(features):
+        if isinstance(layer, nn.MaxPool2d):
+            block, conv = block + 1, 0
+        elif isinstance(layer, nn.Conv2d):
+            conv += 1
+            names[f"conv{block}_{conv}"] = index
+        elif isinstance(layer, nn.ReLU):
+            names[f"relu{block}_{conv}"] = index
+    return names
+
+
+class VGGPerceptualLoss(nn.Module):
+    """L_per = sum_i w_i E ||phi_i(SR) - phi_i(HR)||_1 on VGG19 features (SPSR eq. 4, ESRGAN).
+
+    `layers` pairs a layer name ('conv5_4' = before activation, 'relu5_4' = after) with its weight.
+    Gradients flow into `sr` only: `hr` is the target.
+    """
+
+    def __init__(
+        self,
+        *,
+        layers: Sequence[tuple[str, float]] = DEFAULT_VGG_LAYERS,  # SPSR sec. 4.1 follows ESRGAN: conv5_4
+        criterion: PixelCriterion = "l1",  # eq. 4 writes ||.||_1 (the text's "Euclidean" is ESRGAN's L1)
+        allow_random: bool = False,
+    ) -> None:
+        super().__init__()
+        if not layers:
+            raise ConfigError("VGG perceptual loss needs at least one layer, e.g. conv5_4")
+        if criterion not in get_args(PixelCriterion):
+            raise ConfigError(f"unknown criterion {criterion!r}; choose one of: {', '.join(get_args(PixelCriterion))}")
+        # torchvision's vgg19() `features` exactly (same indices, same checkpoint keys), without building
+        # the 120M-parameter classifier this loss never uses.
+        features = vgg.make_layers(vgg.cfgs["E"], batch_norm=False)
+        names = vgg19_layer_indices(features)
+        unknown = [name for name, _ in layers if name not in names]
+        if unknown:
+            raise ConfigError(f"unknown VGG19 layer(s) {', '.join(unknown)}; choose from: {', '.join(names)}")
+        self.layer_names = tuple(name for name, _ in layers)
+        self.layer_weights = tuple(float(weight) for _, weight in layers)
+        self.layer_indices = tuple(names[name] for name in self.layer_names)
+        self.criterion: PixelCriterion = criterion
+        if not allow_random:
+            load_vgg19_features(features, require_hub_checkpoint(VGG19_Weights.IMAGENET1K_V1, "VGG19"))
+        # Keep only what the deepest requested layer needs.
+        self.features = features[: max(self.layer_indices) + 1]
+        for layer in self.features:
+            if isinstance(layer, nn.ReLU):
+                # torchvision's ReLUs are in-place: they would overwrite a tapped pre-activation output.
+                layer.inplace = False
+        self.features.requires_grad_(False)  # a fixed measuring stick, never trained
+        self.features.eval()
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def train(self, mode: bool = True) -> "VGGPerceptualLoss":
+        super().train(mode)
+        self.features.eval()  # the trunk stays in inference mode whatever the method does
+        return self
+
+    def extract(self, img: Tensor) -> list[Tensor]:
+        """VGG19 features of an RGB [0, 1] image at the configured layers, in `layers` order."""
+        x = (img - self.mean.to(img.dtype)) / self.std.to(img.dtype)
+        wanted = set(self.layer_indices)
+        taken: dict[int, Tensor] = {}
+        for index, layer in enumerate(self.features):
+            x = layer(x)
+            if index in wanted:
+                taken[index] = x
+        return [taken[index] for index in self.layer_indices]
+
+    def forward(self, sr: Tensor, hr: Tensor) -> Tensor:
+        with torch.no_grad():  # the target needs no graph: halves the activation memory
+            hr_feats = self.extract(hr)
+        sr_feats = self.extract(sr)
+        terms = [
+            weight * pixel_distance(sr_feat, hr_feat, criterion=self.criterion)
+            for weight, sr_feat, hr_feat in zip(self.layer_weights, sr_feats, hr_feats, strict=True)
+        ]
+        return torch.stack(terms).sum()
+
+
+def load_vgg19_features(features: nn.Sequential, path: Path) -> None:
+    """Fill torchvision-layout VGG19 `features` from a torchvision vgg19 checkpoint (classifier ignored)."""
+    try:
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated download, wrong file: name it in one line
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"{path}: cannot read VGG19 weights ({reason})") from error
+    prefix = "features."
+    own = {key[len(prefix) :]: value for key, value in state_dict.items() if key.startswith(prefix)}
+    missing = sorted(set(features.state_dict()) - set(own))
+    if missing:
+        raise CheckpointError(f"{path}: not a torchvision VGG19 checkpoint (missing features.{missing[0]})")
+    features.load_state_dict(own, strict=True)
+
+
+class LPIPSLoss(nn.Module):
+    """L_per = LPIPS(SR, HR) averaged over the batch (ugsr eq. 6, AlexNet trunk), via the `lpips` package.
+
+    lpips's calibrated linear layers ship inside the package; its AlexNet/VGG16 trunk comes from the
+    torchvision cache, checked here first so that nothing is ever downloaded.
+    """
+
+    def __init__(self, *, network: LPIPSNetwork = "alex", allow_random: bool = False) -> None:
+        super().__init__()  # "alex": ugsr sec. 2.4, "LPIPS trained on the AlexNet network"
+        if network not in _LPIPS_TRUNKS:
+            raise ConfigError(f"unknown LPIPS network {network!r}; choose one of: {', '.join(get_args(LPIPSNetwork))}")
+        if not allow_random:
+            require_hub_checkpoint(_LPIPS_TRUNKS[network], f"LPIPS {network} trunk")
+        with warnings.catch_warnings():
+            # lpips still calls tv.alexnet(pretrained=...), deprecated since torchvision 0.13 but working.
+            warnings.filterwarnings("ignore", message=".*(pretrained|weight enum).*", category=UserWarning)
+            self.lpips = lpips.LPIPS(net=network, pretrained=True, pnet_rand=allow_random, verbose=False)
+        self.lpips.requires_grad_(False)  # lpips leaves its linear layers trainable
+        self.lpips.eval()
+
+    def train(self, mode: bool = True) -> "LPIPSLoss":
+        super().train(mode)
+        self.lpips.eval()  # its linear layers carry dropout: training mode would make the loss noisy
+        return self
+
+    def forward(self, sr: Tensor, hr: Tensor) -> Tensor:
+        # LPIPS expects [-1, 1]; srtk images are [0, 1].
+        distance = self.lpips(2 * sr - 1, 2 * hr - 1)  # (N, 1, 1, 1)
+        return distance.mean()
