@@ -114,3 +114,40 @@ def test_gradmap_writes_a_normalised_map(monkeypatch, capsys, images, tmp_path):
 
 def torch_equal_channels(img) -> bool:
     return bool((img[0] == img[1]).all() and (img[1] == img[2]).all())
+
+
+def test_convert_then_upscale_and_info_with_the_converted_checkpoint(monkeypatch, capsys, images, tmp_path):
+    import torch
+
+    from tests.reference import official_state_dict
+
+    torch.save(official_state_dict("edsr_baseline"), tmp_path / "edsr.pth")
+    code, out, _ = run_cli(monkeypatch, capsys, "convert", str(tmp_path / "edsr.pth"), str(tmp_path / "e.safetensors"))
+    assert code == 0 and "edsr x4" in out and "EDSR-PyTorch EDSR" in out
+    code, out, _ = run_cli(
+        monkeypatch,
+        capsys,
+        "upscale",
+        str(images / "a.png"),
+        "--model",
+        str(tmp_path / "e.safetensors"),
+        "-o",
+        str(tmp_path / "sr"),
+    )
+    assert code == 0 and read_image(tmp_path / "sr" / "a.png").shape == (3, 96, 80)  # the checkpoint's x4
+    code, out, _ = run_cli(
+        monkeypatch, capsys, "info", "--model", str(tmp_path / "e.safetensors"), "--lr-size", "32x16"
+    )
+    assert code == 0 and "1,517,571" in out and "32x16 -> 128x64" in out and "after blocks 4, 8, 12, 16" in out
+    code, _, err = run_cli(
+        monkeypatch,
+        capsys,
+        "evaluate",
+        "--model",
+        str(tmp_path / "e.safetensors"),
+        "--datasets",
+        str(images),
+        "--scale",
+        "2",
+    )
+    assert code == 1 and "upscales x4, but --scale is 2" in err

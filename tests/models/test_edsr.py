@@ -11,7 +11,7 @@ from srtk.errors import CheckpointError
 from srtk.models import rcan
 from srtk.models.blocks import DIV2K_RGB_MEAN, RGBMeanShift
 from srtk.models.edsr import EDSR, convert_official, is_official, official_rgb_range
-from tests.models.test_blocks import check_channels_last_and_autocast, check_smoke, parameter_count
+from tests.models.checks import check_channels_last_and_autocast, check_smoke, parameter_count
 from tests.reference import official_state_dict, parity_io
 
 TINY = {"num_blocks": 2, "num_features": 8}

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from srtk.models.han import HAN, ChannelSpatialAttention, LayerAttention
-from tests.models.test_blocks import check_channels_last_and_autocast, check_smoke, parameter_count
+from tests.models.checks import check_channels_last_and_autocast, check_smoke, parameter_count
 
 TINY = {"num_groups": 2, "blocks_per_group": 2, "num_features": 16, "reduction": 4}
 

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from srtk.models.nlsn import NLSN, NonLocalSparseAttention
-from tests.models.test_blocks import check_channels_last_and_autocast, check_smoke, parameter_count
+from tests.models.checks import check_channels_last_and_autocast, check_smoke, parameter_count
 
 TINY = {"num_blocks": 2, "num_features": 16, "attention_interval": 1, "chunk_size": 16}
 EDSR_LARGE_X4 = 43_089_923  # tests/models/test_edsr.py, parity-checked

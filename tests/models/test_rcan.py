@@ -8,7 +8,7 @@ import torch
 from srtk.errors import CheckpointError
 from srtk.models import edsr
 from srtk.models.rcan import RCAN, convert_official, is_official
-from tests.models.test_blocks import check_channels_last_and_autocast, check_smoke, parameter_count
+from tests.models.checks import check_channels_last_and_autocast, check_smoke, parameter_count
 from tests.reference import official_state_dict, parity_io
 
 TINY = {"num_groups": 2, "blocks_per_group": 2, "num_features": 16, "reduction": 4}

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from srtk.models.srresnet import SRResNet
-from tests.models.test_blocks import check_channels_last_and_autocast, check_smoke, parameter_count
+from tests.models.checks import check_channels_last_and_autocast, check_smoke, parameter_count
 
 TINY = {"num_blocks": 2, "num_features": 8}
 

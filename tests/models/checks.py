@@ -1,0 +1,53 @@
+"""Checks shared by the model test files: forward/backward smoke test, channels_last and bf16 agreement."""
+
+import torch
+from torch import Tensor, nn
+
+from srtk.models.backbone import SRBackbone
+
+
+def check_smoke(model: SRBackbone, lr: Tensor) -> Tensor:
+    """Forward + backward: SR size, finite output, every parameter gets a non-zero finite gradient."""
+    model.train()
+    sr = model(lr)
+    n, c, h, w = lr.shape
+    assert sr.shape == (n, c, h * model.scale, w * model.scale)
+    assert torch.isfinite(sr).all()
+    sr.square().mean().backward()
+    for name, param in model.named_parameters():
+        assert param.grad is not None, f"{name} got no gradient"
+        assert torch.isfinite(param.grad).all(), f"{name} has a non-finite gradient"
+        assert param.grad.abs().sum() > 0, f"{name} got an all-zero gradient"
+    return sr
+
+
+def check_channels_last_and_autocast(
+    model: nn.Module, lr: Tensor, *, bf16_rtol: float = 0.02, seed: int | None = None
+) -> None:
+    """channels_last input gives the fp32 result (1e-5); a CPU bfloat16 autocast forward stays close to it.
+
+    bf16 keeps 8 mantissa bits (~0.4% per op); through a dozen convs the error stays within a few percent of
+    the output's range, far below what a wrong layout would give. `seed` reseeds torch before each forward,
+    for models that draw random numbers (NLSN's hashing).
+    """
+
+    def run(img: Tensor) -> Tensor:
+        if seed is not None:
+            torch.manual_seed(seed)
+        return model(img)
+
+    model.eval()
+    with torch.no_grad():
+        reference = run(lr)
+        channels_last = run(lr.contiguous(memory_format=torch.channels_last))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = run(lr)
+    scale = reference.abs().max().item()
+    torch.testing.assert_close(channels_last, reference, atol=1e-5 * scale, rtol=0)
+    assert mixed.shape == reference.shape
+    error = (mixed.float() - reference).abs().max().item()
+    assert error <= bf16_rtol * scale, f"bf16 autocast error {error:.4g} vs output scale {scale:.4g}"
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(param.numel() for param in model.parameters())
