@@ -46,8 +46,13 @@ def main() -> None:
             for label, (net, x) in variants.items():
                 results[label] = timed(lambda net=net, x=x: net(x), args.repeats, device)
             if device.type == "cuda":
-                with torch.autocast("cuda", dtype=torch.bfloat16):
-                    results["bf16"] = timed(lambda: cl_model(variants["channels_last"][1]), args.repeats, device)
+                cl_input = variants["channels_last"][1]
+
+                def bf16_forward(net=cl_model, x=cl_input):
+                    with torch.autocast("cuda", dtype=torch.bfloat16):
+                        return net(x)
+
+                results["bf16"] = timed(bf16_forward, args.repeats, device)
         base = results["eager"]
         print(f"{name}:")
         for label, seconds in results.items():

@@ -22,15 +22,11 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from srtk.models.backbone import SRBackbone
 from srtk.models.blocks import (
-    RGB_CHANNELS,
-    PixelShuffleUpsampler,
-    ResidualGroup,
-    RGBMeanShift,
     check_taps,
     conv2d,
 )
+from srtk.models.rcan import RCAN
 
 CSAM_KERNEL_SIZE = 3  # the 3D convolution of CSAM spans 3 channels x 3 x 3 pixels (HAN sec. 3.3)
 
@@ -74,7 +70,7 @@ class ChannelSpatialAttention(nn.Module):
         return x + self.beta.to(x.dtype) * attention * x
 
 
-class HAN(SRBackbone):
+class HAN(RCAN):
     """HAN backbone. Taps (1-based) are the outputs of residual group i (`num_blocks` == `num_groups`)."""
 
     def __init__(
@@ -87,32 +83,19 @@ class HAN(SRBackbone):
         reduction: int = 16,  # channel-attention reduction, HAN sec. 4.1
         kernel_size: int = 3,
     ) -> None:
-        super().__init__()
-        self.scale = scale
-        self.num_blocks = num_groups
-        self.num_features = num_features
-        self.mean_shift = RGBMeanShift()
-        self.head = conv2d(RGB_CHANNELS, num_features, kernel_size)
-        self.groups = nn.ModuleList(
-            ResidualGroup(
-                num_features=num_features,
-                num_blocks=blocks_per_group,
-                reduction=reduction,
-                kernel_size=kernel_size,
-            )
-            for _ in range(num_groups)
-        )
-        self.trunk_conv = conv2d(num_features, num_features, kernel_size)
+        super().__init__(
+            scale=scale,
+            num_groups=num_groups,
+            blocks_per_group=blocks_per_group,
+            num_features=num_features,
+            reduction=reduction,
+            kernel_size=kernel_size,
+        )  # RCAN's head, residual groups, trunk conv, upsampler and reconstruction
         self.layer_attention = LayerAttention()
         # LAM sees the group outputs and the trunk conv's output: num_groups + 1 feature groups.
         self.layer_fusion = conv2d((num_groups + 1) * num_features, num_features, kernel_size)
         self.channel_spatial_attention = ChannelSpatialAttention()
         self.fusion = conv2d(2 * num_features, num_features, kernel_size)  # [CSAM, LAM] -> F
-        self.upsampler = PixelShuffleUpsampler(num_features=num_features, scale=scale, kernel_size=kernel_size)
-        self.reconstruction = conv2d(num_features, RGB_CHANNELS, kernel_size)
-
-    def shallow(self, lr: Tensor) -> Tensor:
-        return self.head(self.mean_shift.subtract(lr))  # F_0, (N, C, h, w)
 
     def trunk(self, shallow: Tensor, taps: Sequence[int] = ()) -> tuple[Tensor, list[Tensor]]:
         check_taps(taps, self.num_blocks)
@@ -126,9 +109,3 @@ class HAN(SRBackbone):
         channel_spatial_feats = self.channel_spatial_attention(last)
         trunk_feats = self.fusion(torch.cat([channel_spatial_feats, layer_feats], dim=1)) + shallow
         return trunk_feats, [group_outputs[tap - 1] for tap in taps]
-
-    def upsample(self, trunk: Tensor) -> Tensor:
-        return self.upsampler(trunk)
-
-    def reconstruct(self, hr_feats: Tensor) -> Tensor:
-        return self.mean_shift.add(self.reconstruction(hr_feats))

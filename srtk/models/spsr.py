@@ -116,8 +116,9 @@ class FusionBlock(nn.Module):
 class SPSR(nn.Module):
     """SPSR generator around any SRBackbone: RGB, NCHW, [0, 1] LR -> SPSROutput(sr, grad_branch, lr_grad).
 
-    The backbone must be built so that its `reconstruct` stage returns `num_features` feature channels
-    instead of RGB (e.g. `RRDBNet(out_channels=64)`); `spsr_rrdbnet` does that for the paper's model.
+    Any SRBackbone works: its RGB reconstruction is dropped and its upsampled features are fused; a backbone built
+    to reconstruct `num_features` channels (`RRDBNet(out_channels=64)`, as `spsr_rrdbnet` and the released model)
+    keeps that stage.
     """
 
     def __init__(
@@ -131,12 +132,10 @@ class SPSR(nn.Module):
         negative_slope: float = LEAKY_SLOPE,
     ) -> None:
         super().__init__()
-        backbone_out = getattr(backbone, "out_channels", backbone.num_features)
-        if backbone_out != backbone.num_features:
-            raise ConfigError(
-                f"SPSR needs a backbone whose last conv emits its {backbone.num_features} feature channels "
-                f"(paper 000 sec. 3.2 removes the RGB reconstruction layer); this one emits {backbone_out}"
-            )
+        # Paper 000 sec. 3.2 removes the backbone's last (RGB) reconstruction layer. The released model keeps an
+        # F -> F conv there (RRDBNet built with out_channels=F): its reconstruct stage is used. A backbone whose
+        # reconstruct emits RGB (EDSR, RCAN, ...) has that stage dropped and its upsampled features fused directly.
+        self.reconstructs_features = getattr(backbone, "out_channels", 3) == backbone.num_features
         self.scale = backbone.scale
         self.num_features = backbone.num_features
         self.taps = evenly_spaced_taps(backbone.num_blocks, num_taps)
@@ -162,9 +161,9 @@ class SPSR(nn.Module):
     def forward(self, lr: Tensor) -> SPSROutput:
         lr_grad = self.gradient_map(lr)  # M(LR), (N, 3, h, w)
         trunk, tapped = self.backbone.trunk(self.backbone.shallow(lr), self.taps)
-        sr_feats = self.backbone.reconstruct(self.backbone.upsample(trunk))  # (N, F, s*h, s*w)
-        if sr_feats.shape[1] != self.num_features:
-            raise ConfigError(f"backbone returned {sr_feats.shape[1]} channels, SPSR fuses {self.num_features}")
+        sr_feats = self.backbone.upsample(trunk)  # (N, F, s*h, s*w)
+        if self.reconstructs_features:
+            sr_feats = self.backbone.reconstruct(sr_feats)
         grad_feats, grad_branch = self.gradient_branch(lr_grad, tapped)
         return SPSROutput(sr=self.fusion(grad_feats, sr_feats), grad_branch=grad_branch, lr_grad=lr_grad)
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from srtk.errors import CheckpointError, ConfigError
+from srtk.errors import CheckpointError
 from srtk.models.backbone import SRBackbone
 from srtk.models.gradient import GradientMap
 from srtk.models.rrdbnet import RRDBNet
@@ -76,11 +76,21 @@ def test_wraps_a_non_rrdb_backbone_and_feeds_it_taps() -> None:
     assert_every_parameter_learns(model)
 
 
-def test_backbone_must_emit_features_not_rgb() -> None:
-    with pytest.raises(ConfigError, match="feature channels"):
-        SPSR(backbone=PlainConvBackbone(out_channels=3))
-    with pytest.raises(ConfigError, match="feature channels"):
-        SPSR(backbone=RRDBNet(**TINY))  # out_channels=3 by default: the RGB layer must go (paper 000 sec. 3.2)
+def test_rgb_backbones_lose_their_reconstruction_layer() -> None:
+    # Paper 000 sec. 3.2: the last RGB reconstruction layer is removed, whatever the backbone (here EDSR).
+    from srtk.models.edsr import EDSR
+
+    backbone = EDSR(scale=2, num_blocks=4, num_features=8)
+    model = SPSR(backbone=backbone, growth_channels=4)
+    assert not model.reconstructs_features and model.taps == (1, 2, 3, 4)
+    lr = torch.rand(1, 3, 8, 8)
+    out = model(lr)
+    assert out.sr.shape == (1, 3, 16, 16)
+    (out.sr.square().mean() + out.grad_branch.abs().mean()).backward()
+    assert backbone.reconstruction.weight.grad is None  # dropped: it takes no part
+    assert all(p.grad is not None for n, p in model.named_parameters() if "reconstruction" not in n)
+    assert SPSR(backbone=RRDBNet(**TINY)).reconstructs_features is False
+    assert SPSR(backbone=RRDBNet(**{**TINY, "out_channels": TINY["num_features"]})).reconstructs_features
 
 
 def test_default_taps_are_blocks_5_10_15_20() -> None:
