@@ -34,7 +34,7 @@ _LAYER_NAME = re.compile(r"^(conv|relu)(\d+)_(\d+)$")
 
 LPIPSNetwork = Literal["alex", "vgg"]
 # The torchvision checkpoints LPIPS builds its trunk from (lpips calls tv.alexnet / tv.vgg16).
-_LPIPS_TRUNKS: dict[str, WeightsEnum] = {
+LPIPS_TRUNKS: dict[str, WeightsEnum] = {
     "alex": AlexNet_Weights.IMAGENET1K_V1,
     "vgg": VGG16_Weights.IMAGENET1K_V1,
 }
@@ -170,10 +170,10 @@ class LPIPSLoss(nn.Module):
 
     def __init__(self, *, network: LPIPSNetwork = "alex", allow_random: bool = False) -> None:
         super().__init__()  # "alex": ugsr sec. 2.4, "LPIPS trained on the AlexNet network"
-        if network not in _LPIPS_TRUNKS:
+        if network not in LPIPS_TRUNKS:
             raise ConfigError(f"unknown LPIPS network {network!r}; choose one of: {', '.join(get_args(LPIPSNetwork))}")
         if not allow_random:
-            require_hub_checkpoint(_LPIPS_TRUNKS[network], f"LPIPS {network} trunk")
+            require_hub_checkpoint(LPIPS_TRUNKS[network], f"LPIPS {network} trunk")
         with warnings.catch_warnings():
             # lpips still calls tv.alexnet(pretrained=...), deprecated since torchvision 0.13 but working.
             warnings.filterwarnings("ignore", message=".*(pretrained|weight enum).*", category=UserWarning)
@@ -186,7 +186,10 @@ class LPIPSLoss(nn.Module):
         self.lpips.eval()  # its linear layers carry dropout: training mode would make the loss noisy
         return self
 
-    def forward(self, sr: Tensor, hr: Tensor) -> Tensor:
+    def distances(self, sr: Tensor, hr: Tensor) -> Tensor:
+        """Per-image LPIPS, (N,): the metric of `srtk evaluate --metrics lpips`."""
         # LPIPS expects [-1, 1]; srtk images are [0, 1].
-        distance = self.lpips(2 * sr - 1, 2 * hr - 1)  # (N, 1, 1, 1)
-        return distance.mean()
+        return self.lpips(2 * sr - 1, 2 * hr - 1).flatten()  # (N, 1, 1, 1) -> (N,)
+
+    def forward(self, sr: Tensor, hr: Tensor) -> Tensor:
+        return self.distances(sr, hr).mean()

@@ -1,8 +1,10 @@
 import pytest
 import torch
+from torchvision.models import AlexNet_Weights
 
 from srtk.errors import SrtkError
-from srtk.metrics.lpips import backbone_weights_path, build_lpips, lpips_distance
+from srtk.losses.perceptual import hub_checkpoint_path
+from srtk.metrics.lpips import build_lpips, lpips_distance
 
 
 def test_missing_backbone_weights_error_names_the_file(tmp_path, monkeypatch):
@@ -10,7 +12,7 @@ def test_missing_backbone_weights_error_names_the_file(tmp_path, monkeypatch):
     with pytest.raises(SrtkError) as error:
         build_lpips("alex")
     expected = tmp_path / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth"
-    assert backbone_weights_path("alex") == expected
+    assert hub_checkpoint_path(AlexNet_Weights.IMAGENET1K_V1) == expected
     assert str(expected) in str(error.value) and "\n" not in str(error.value)
 
 
