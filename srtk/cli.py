@@ -239,6 +239,65 @@ def demo(
     stdout.print(f"evaluation JSON:                  {result.result_file}")
 
 
+@app.command()
+def train(
+    method: str | None = typer.Option(None, help="psnr, srgan, esrgan, spsr-g, ugsr or gpsr (default: psnr)."),
+    backbone: str | None = typer.Option(None, help="Registry name of the SR network / SR branch, e.g. rrdbnet."),
+    config: Path | None = typer.Option(None, "--config", help="YAML or TOML file of options (overrides the preset)."),
+    overrides: list[str] = typer.Option([], "--set", help="SECTION.KEY=VALUE, e.g. optim.learning_rate=2e-4."),
+    data: list[str] = typer.Option([], "--data", help="Training set: registry name or folder of HR images."),
+    val_dataset: str | None = typer.Option(None, help="Validation set: registry name or folder."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Output folder: checkpoints, log, result."),
+    iterations: int | None = typer.Option(None, help="Total training iterations."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in OUT from its last checkpoint."),
+    init: Path | None = typer.Option(None, "--init", help="Initialise the generator from this checkpoint."),
+    device: str | None = typer.Option(None, help="'auto', 'cpu', 'cuda', ... (torchrun: one GPU per rank)."),
+    precision: str | None = typer.Option(None, help="fp32, bf16 or fp16."),
+    allow_random_perceptual: bool = typer.Option(
+        False, "--allow-random-perceptual", help="Tests only: VGG/LPIPS losses with random weights."
+    ),
+) -> None:
+    """Train a method (preset < --config file < flags and --set), writing checkpoints and a JSON result."""
+    import json
+
+    from srtk.train.config import load_config_file, parse_override, resolve_config
+    from srtk.train.engine import run_training
+
+    flags: dict[str, object] = {}
+    named = {
+        "model.backbone": backbone,
+        "data.val_dataset": val_dataset,
+        "checkpoint.out_dir": out,
+        "optim.iterations": iterations,
+        "model.init": init,
+        "runtime.device": device,
+        "runtime.precision": precision,
+    }
+    flags.update({key: value for key, value in named.items() if value is not None})
+    if data:
+        flags["data.train"] = list(data)
+    if resume:
+        flags["checkpoint.resume"] = True
+    if allow_random_perceptual:
+        flags["losses.allow_random_perceptual"] = True
+    flags.update(dict(parse_override(item) for item in overrides))  # --set is the most specific
+    file = load_config_file(config) if config is not None else None
+    saved = (out or Path()) / "config.json"
+    if resume and file is None and out is not None and saved.is_file():
+        file = json.loads(saved.read_text())["config"]  # `--out DIR --resume` alone continues the run as it was
+    cfg = resolve_config(method or "", file=file, overrides=flags)
+    with rich_progress() as progress:
+        result = run_training(cfg, progress=progress)
+    losses = ", ".join(f"{name} {value:.4g}" for name, value in result.final_losses.items())
+    stdout.print(f"{result.status} after {result.iterations} iterations; losses: {losses or '-'}")
+    if result.validation:
+        stdout.print(f"validation: psnr_y {result.validation['psnr_y']:.4f}, ssim_y {result.validation['ssim_y']:.4f}")
+    stdout.print(f"outputs in {result.out_dir}")
+    if result.status == "interrupted":
+        stdout.print(f"resume with: srtk train --out {result.out_dir} --resume (and the same options)")
+        raise typer.Exit(130)
+
+
 def main() -> None:
     """Console entry point: SrtkError becomes one line on stderr and exit status 1."""
     try:
