@@ -8,6 +8,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from srtk.errors import CheckpointError, SrtkError
+from srtk.models.backbone import SRBackbone
 from srtk.models.bicubic import Bicubic
 from srtk.models.checkpoint import (
     OFFICIAL_SUFFIXES,
@@ -25,9 +26,32 @@ from srtk.models.nlsn import NLSN
 from srtk.models.nse import NeuralStructureExtractor
 from srtk.models.rcan import RCAN
 from srtk.models.rrdbnet import RRDBNet
-from srtk.models.spsr import spsr_rrdbnet
+from srtk.models.spsr import SPSR, spsr_rrdbnet
 from srtk.models.srresnet import SRResNet
 from srtk.models.ugsr import UGSR
+
+
+def spsr_around(
+    *,
+    backbone: str = "rrdbnet",
+    backbone_options: dict[str, Any] | None = None,
+    scale: int = 4,
+    num_taps: int = 4,  # paper 000 sec. 3.2: four tapped features
+    growth_channels: int = 32,
+) -> SPSR:
+    """The SPSR generator around any registry backbone ("our methods are model-agnostic", paper 000 sec. 1).
+
+    Takes names, not modules, so that a model card can rebuild it; RRDBNet gives exactly `spsr` (the paper's).
+    """
+    options = {"scale": scale, **(backbone_options or {})}
+    if backbone == "rrdbnet":
+        # The paper's generator: one growth rate for the RRDBs of both branches (backbone options win).
+        return spsr_rrdbnet(**{"num_taps": num_taps, "growth_channels": growth_channels, **options})
+    network = build_model(backbone, **options)
+    if not isinstance(network, SRBackbone):
+        raise SrtkError(f"SPSR needs an SR backbone with feature taps; {backbone!r} is not one")
+    return SPSR(backbone=network, num_taps=num_taps, growth_channels=growth_channels)
+
 
 # Super-resolution networks (generators and backbones): LR RGB [0, 1] in, SR out.
 MODELS: dict[str, Callable[..., nn.Module]] = {
@@ -41,6 +65,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "han": HAN,
     "nlsn": NLSN,
     "spsr": spsr_rrdbnet,  # SPSR generator around RRDBNet (paper 000 sec. 3.2)
+    "spsr-around": spsr_around,  # SPSR around any backbone named by `backbone`
     "ugsr": UGSR,
     "gpsr": GPSR,
     "gpsr-x8": partial(GPSR, scale=8, num_features=X8_NUM_FEATURES),

@@ -36,7 +36,7 @@ from srtk.train.config import LossConfig, ModelConfig, TrainConfig
 
 IMAGE_CRITIC = "image"  # D_I
 GRADIENT_CRITIC = "gradient"  # D_GM
-GRADIENT_BRANCH_GENERATORS = ("spsr", "ugsr")  # outputs carry `grad_branch`
+GRADIENT_BRANCH_GENERATORS = ("spsr", "spsr-around", "ugsr")  # outputs carry `grad_branch`
 MULTI_SCALE_GENERATORS = ("gpsr", "gpsr-x8")  # outputs carry `gradient_maps`
 HR_GRID_GENERATORS = ("ugsr",)  # accept an HR-sized (MoA-mixed) input: paper 002 sec. 3.1
 
@@ -65,13 +65,19 @@ def generator_spec(method: str, model: ModelConfig, scale: int) -> tuple[str, di
         # GGS / CRFS / LRSAM of GPSR Table 3 are switches of the network itself.
         switches = {"use_gradient_branch": model.gradient_branch, "use_crfs": model.crfs, "use_lrsam": model.lrsam}
         return name, {**options, **switches}
-    if method in ("spsr-g", "ugsr") and model.gradient_branch:
+    if method == "spsr-g" and model.gradient_branch:
+        if model.backbone == "rrdbnet":
+            return "spsr", options
+        # Model-agnostic SPSR (paper 000 sec. 1, Table 7): the gradient branch taps any backbone.
+        backbone_options = dict(model.backbone_options)
+        return "spsr-around", {"backbone": model.backbone, "backbone_options": backbone_options, "scale": scale}
+    if method == "ugsr" and model.gradient_branch:
         if model.backbone != "rrdbnet":
             raise ConfigError(
-                f"{method} builds its gradient branch around the RRDBNet SR branch (registry "
-                f"{'spsr' if method == 'spsr-g' else 'ugsr'}); --backbone {model.backbone} is not supported"
+                f"ugsr fuses its gradient branch with the RRDBNet SR branch after upsampling (paper 002 Fig. 1); "
+                f"--backbone {model.backbone} is not supported"
             )
-        return ("spsr" if method == "spsr-g" else "ugsr"), options
+        return "ugsr", options
     # psnr / srgan / esrgan, and the "without gradient branch" ablation: the plain backbone.
     return model.backbone, options
 

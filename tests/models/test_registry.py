@@ -20,6 +20,12 @@ TINY: dict[str, dict] = {
     "han": {"scale": 2, "num_features": 16, "num_groups": 2, "blocks_per_group": 1, "reduction": 4},
     "nlsn": {"scale": 2, "num_features": 8, "num_blocks": 2, "attention_interval": 1, "chunk_size": 16},
     "spsr": {"scale": 2, "num_features": 8, "num_blocks": 4, "growth_channels": 4},
+    "spsr-around": {
+        "backbone": "edsr",
+        "backbone_options": {"num_features": 8, "num_blocks": 4},
+        "scale": 2,
+        "growth_channels": 4,
+    },
     "ugsr": {"scale": 2, "num_features": 8, "num_blocks": 4, "growth_channels": 4, "num_gradient_blocks": 4},
     "gpsr": {"scale": 4, "num_features": 4, "num_modules": 1, "num_residual_blocks": 1},
     "gpsr-x8": {"num_features": 2, "num_modules": 1, "num_residual_blocks": 1},
@@ -41,11 +47,22 @@ def test_registry_entry_upscales_and_trains(name):
     if params:  # every output (SR, gradient maps) takes part, as in training
         outputs = [out] if isinstance(out, torch.Tensor) else [t for field in out for t in _tensors(field)]
         sum(t.square().mean() for t in outputs).backward()
-        assert all(p.grad is not None for p in params)
+        # SPSR around an RGB backbone drops its reconstruction layer (paper 000 sec. 3.2): no gradient there.
+        unused = "backbone.reconstruction" if name == "spsr-around" else None
+        assert all(p.grad is not None for n, p in model.named_parameters() if unused is None or unused not in n)
 
 
 def _tensors(value):
     return [value] if isinstance(value, torch.Tensor) else [t for item in value for t in _tensors(item)]
+
+
+def test_spsr_around_rrdbnet_is_the_papers_generator():
+    options = {"num_features": 8, "num_blocks": 4, "growth_channels": 4}
+    around = build_model("spsr-around", backbone="rrdbnet", backbone_options=options, scale=2, growth_channels=4)
+    plain = build_model("spsr", scale=2, **options)
+    assert around.state_dict().keys() == plain.state_dict().keys()
+    with pytest.raises(SrtkError, match="not one"):
+        build_model("spsr-around", backbone="gpsr")
 
 
 def test_unknown_model_lists_the_valid_names():

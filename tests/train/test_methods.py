@@ -99,7 +99,15 @@ def test_spsr_switches_change_what_is_built(data: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="feature_matching needs the U-Net"):
         _method("spsr-g", data, tmp_path, **{"losses.feature_matching": 1.0})
     with pytest.raises(ConfigError, match="--backbone edsr"):
-        _method("spsr-g", data, tmp_path, **{"model.backbone": "edsr"})
+        _method("ugsr", data, tmp_path, **{"model.backbone": "edsr"})
+    # SPSR is model-agnostic (paper 000 Table 7): its gradient branch taps an EDSR backbone.
+    edsr_options = {"model.backbone": "edsr", "model.backbone_options": {"num_features": 8, "num_blocks": 4}}
+    spsr_edsr = _method("spsr-g", data, tmp_path, **edsr_options)
+    assert spsr_edsr.architecture == "spsr-around" and isinstance(spsr_edsr.generator, SPSR)
+    assert type(spsr_edsr.generator.backbone).__name__ == "EDSR"
+    lr = torch.rand(2, 3, 8, 8)
+    step = spsr_edsr.generator_losses(lr, torch.rand(2, 3, 8 * spsr_edsr.scale, 8 * spsr_edsr.scale))
+    assert "branch_pixel" in step.losses and torch.isfinite(step.losses["total"])
 
 
 def test_gpsr_switches_change_what_is_built(data: Path, tmp_path: Path) -> None:
