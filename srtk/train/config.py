@@ -17,15 +17,14 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-import tomllib
 import yaml
 
 from srtk.errors import ConfigError
 
 try:
     import tomllib
-except ModuleNotFoundError:  # Python 3.10: YAML configs only
-    tomllib = None  # type: ignore[assignment]
+except ModuleNotFoundError:  # Python 3.10: the same parser, from PyPI
+    import tomli as tomllib  # type: ignore[no-redef]
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 SCHEDULES = ("constant", "multistep", "cosine")
@@ -313,8 +312,6 @@ def load_config_file(path: Path) -> dict[str, Any]:
     text = path.read_text()
     try:
         if path.suffix.lower() == ".toml":
-            if tomllib is None:
-                raise ConfigError(f"{path}: TOML configs need Python 3.11 or newer; use YAML")
             data = tomllib.loads(text)
         elif path.suffix.lower() in (".yaml", ".yml"):
             data = yaml.safe_load(text) or {}
@@ -474,3 +471,38 @@ def _coerce(value: Any, kind: Any, name: str) -> Any:
             raise ConfigError(f"{name}: expected a path, got {value!r}")
         return Path(value).expanduser()
     raise ConfigError(f"{name}: unsupported option type {kind}")
+
+
+def describe_presets() -> str:
+    """One paragraph per method preset with the papers' numbers it carries (for `srtk train --help`)."""
+    lines = []
+    for name, preset in PRESETS.items():
+        cfg = preset()
+        optim, data, model = cfg.optim, cfg.data, cfg.model
+        if optim.schedule == "multistep":
+            steps = "/".join(f"{m // 1000}k" for m in optim.milestones)
+            schedule = f"lr {optim.learning_rate:g} x{optim.gamma:g} at {steps}"
+        elif optim.schedule == "cosine":
+            period = f" restarting every {optim.cosine_period // 1000}k" if optim.cosine_period else ""
+            schedule = f"cosine lr {optim.learning_rate:g} -> {optim.min_learning_rate:g}{period}"
+        else:
+            schedule = f"constant lr {optim.learning_rate:g}"
+        weights = ", ".join(
+            f"{f.name} {getattr(cfg.losses, f.name):g}"
+            for f in fields(cfg.losses)
+            if isinstance(getattr(cfg.losses, f.name), float)
+            and getattr(cfg.losses, f.name) > 0
+            and f.name != "consistency"
+        )
+        critics = []
+        if cfg.losses.adversarial > 0:
+            kind = "hinge + CutMix" if model.discriminator == "unet-sn" else cfg.losses.adversarial_kind
+            critics.append(f"D_I {model.discriminator} ({kind})")
+        if cfg.losses.grad_adversarial > 0:
+            critics.append(f"D_GM {model.gradient_discriminator}")
+        lines.append(
+            f"{name}: {model.backbone}; {data.batch_size} x {data.lr_patch_size}px LR patches, x{data.scale}; "
+            f"{optim.iterations // 1000}k iterations, {schedule}; losses: {weights}"
+            + (f"; critics: {', '.join(critics)}" if critics else "")
+        )
+    return "\n\n".join(lines)
