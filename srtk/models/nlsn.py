@@ -22,15 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from srtk.models.backbone import SRBackbone
 from srtk.models.blocks import (
-    RGB_CHANNELS,
-    PixelShuffleUpsampler,
-    ResidualBlock,
-    RGBMeanShift,
     check_taps,
     conv2d,
 )
+from srtk.models.edsr import EDSR
 
 MATCH_KERNEL_SIZE = 3  # matching embedding conv (authors' code; the paper only calls it an embedding)
 ASSEMBLY_KERNEL_SIZE = 1
@@ -127,7 +123,7 @@ class NonLocalSparseAttention(nn.Module):
         return x + self.res_scale * attended.transpose(1, 2).reshape(n, channels, height, width)
 
 
-class NLSN(SRBackbone):
+class NLSN(EDSR):
     """NLSN backbone. Taps (1-based) are the outputs of residual block i, after the NLSA that follows it."""
 
     def __init__(
@@ -143,17 +139,14 @@ class NLSN(SRBackbone):
         reduction: int = 4,  # matching embedding channels C / 4
         kernel_size: int = 3,
     ) -> None:
-        super().__init__()
-        self.scale = scale
-        self.num_blocks = num_blocks
-        self.num_features = num_features
+        super().__init__(
+            scale=scale,
+            num_blocks=num_blocks,
+            num_features=num_features,
+            res_scale=res_scale,
+            kernel_size=kernel_size,
+        )  # EDSR's head, residual blocks, trunk conv, upsampler and reconstruction
         self.attention_interval = attention_interval
-        self.mean_shift = RGBMeanShift()
-        self.head = conv2d(RGB_CHANNELS, num_features, kernel_size)
-        self.blocks = nn.ModuleList(
-            ResidualBlock(num_features=num_features, res_scale=res_scale, kernel_size=kernel_size)
-            for _ in range(num_blocks)
-        )
         # attentions[0] runs before the first block; attentions[j] after block j * attention_interval.
         self.attentions = nn.ModuleList(
             NonLocalSparseAttention(
@@ -165,12 +158,6 @@ class NLSN(SRBackbone):
             )
             for _ in range(1 + num_blocks // attention_interval)
         )
-        self.trunk_conv = conv2d(num_features, num_features, kernel_size)
-        self.upsampler = PixelShuffleUpsampler(num_features=num_features, scale=scale, kernel_size=kernel_size)
-        self.reconstruction = conv2d(num_features, RGB_CHANNELS, kernel_size)
-
-    def shallow(self, lr: Tensor) -> Tensor:
-        return self.head(self.mean_shift.subtract(lr))  # (N, F, h, w)
 
     def trunk(self, shallow: Tensor, taps: Sequence[int] = ()) -> tuple[Tensor, list[Tensor]]:
         check_taps(taps, self.num_blocks)
@@ -183,9 +170,3 @@ class NLSN(SRBackbone):
                 tapped[index] = feats
         trunk_feats = self.trunk_conv(feats) + shallow  # global residual, as EDSR
         return trunk_feats, [tapped[tap] for tap in taps]
-
-    def upsample(self, trunk: Tensor) -> Tensor:
-        return self.upsampler(trunk)
-
-    def reconstruct(self, hr_feats: Tensor) -> Tensor:
-        return self.mean_shift.add(self.reconstruction(hr_feats))

@@ -51,3 +51,26 @@ def check_channels_last_and_autocast(
 
 def parameter_count(model: nn.Module) -> int:
     return sum(param.numel() for param in model.parameters())
+
+
+def assert_trains(model: nn.Module, loss: Tensor) -> None:
+    """`loss` is finite and its backward reaches every parameter of `model` with a finite gradient."""
+    assert torch.isfinite(loss).all()
+    loss.backward()
+    for name, param in model.named_parameters():
+        assert param.grad is not None, f"{name} got no gradient"
+        assert torch.isfinite(param.grad).all(), name
+
+
+def check_named_outputs_channels_last_and_bf16(model: nn.Module, lr: Tensor, fields: tuple[str, ...]) -> None:
+    """Every field of a NamedTuple output: channels_last equals fp32 (1e-4), bf16 autocast within 5% of range."""
+    model.eval()
+    with torch.no_grad():
+        reference = model(lr)
+        last = model.to(memory_format=torch.channels_last)(lr.to(memory_format=torch.channels_last))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            half = model(lr)
+    for name in fields:
+        want = getattr(reference, name)
+        torch.testing.assert_close(getattr(last, name), want, rtol=1e-4, atol=1e-5)
+        assert (getattr(half, name).float() - want).abs().max() <= 0.05 * want.abs().max(), name

@@ -14,17 +14,10 @@ from srtk.models.discriminators import (
     is_official,
 )
 from srtk.models.gradient import GradientMap
+from tests.models.checks import assert_trains
 
 TINY_VGG = {"num_features": 8, "num_stages": 2, "input_size": 16, "hidden_features": 16}
 TINY_UNET = {"num_features": 8, "num_levels": 2}
-
-
-def _assert_trains(model: nn.Module, loss: Tensor) -> None:
-    assert torch.isfinite(loss).all()
-    loss.backward()
-    for name, param in model.named_parameters():
-        assert param.grad is not None, f"{name} got no gradient"
-        assert torch.isfinite(param.grad).all(), name
 
 
 def test_vgg128_parameter_count_matches_the_esrgan_layer_list() -> None:
@@ -60,7 +53,7 @@ def test_vgg_discriminator_smoke(config: dict) -> None:
     x = torch.rand(3, config.get("in_channels", 3), size, size)
     logits = model(x)
     assert logits.shape == (3, 1)
-    _assert_trains(model, logits.mean())
+    assert_trains(model, logits.mean())
 
 
 def test_gradient_discriminator_judges_gradient_maps() -> None:
@@ -202,7 +195,7 @@ def test_unet_discriminator_smoke() -> None:
     # encoder blocks (16, 8x12), (32, 4x6), then decoder blocks back to (8, 16x24)
     assert [tuple(f.shape[1:]) for f in out.features] == [(16, 8, 12), (32, 4, 6), (16, 8, 12), (8, 16, 24)]
     loss = out.global_logit.mean() + out.pixel_logits.mean() + sum(f.mean() for f in out.features)
-    _assert_trains(model, loss)
+    assert_trains(model, loss)
 
 
 def test_unet_discriminator_is_spectrally_normalised() -> None:

@@ -3,7 +3,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from srtk.errors import CheckpointError, ConfigError
 from srtk.models.embedding import (
@@ -14,16 +14,9 @@ from srtk.models.embedding import (
     convert_official,
     is_official,
 )
+from tests.models.checks import assert_trains
 
 TINY = {"num_features": 8, "hidden_features": 16, "input_size": 32}
-
-
-def _assert_trains(model: nn.Module, loss: Tensor) -> None:
-    assert torch.isfinite(loss).all()
-    loss.backward()
-    for name, param in model.named_parameters():
-        assert param.grad is not None, f"{name} got no gradient"
-        assert torch.isfinite(param.grad).all(), name
 
 
 def test_haar_of_one_block_is_the_known_answer() -> None:
@@ -94,7 +87,7 @@ def test_embedding_network_smoke() -> None:
     assert out.score.shape == (2, 1)
     # the first four blocks on the 16x16 sub-bands: widths 8, 8, 16, 16 and strides 1, 2, 1, 2
     assert [tuple(f.shape[1:]) for f in out.features] == [(8, 16, 16), (8, 8, 8), (16, 8, 8), (16, 4, 4)]
-    _assert_trains(model, out.score.mean() + sum(f.mean() for f in out.features))
+    assert_trains(model, out.score.mean() + sum(f.mean() for f in out.features))
 
 
 def test_features_alone_match_the_forward_features_at_any_even_size() -> None:

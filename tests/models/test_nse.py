@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from srtk.models.nse import (
     ContrastivePredictor,
@@ -16,16 +16,9 @@ from srtk.models.nse import (
     negative_mask,
     receptive_field,
 )
+from tests.models.checks import assert_trains
 
 TINY_NSE = {"num_features": 8, "out_features": 4}
-
-
-def _assert_trains(model: nn.Module, loss: Tensor) -> None:
-    assert torch.isfinite(loss).all()
-    loss.backward()
-    for name, param in model.named_parameters():
-        assert param.grad is not None, f"{name} got no gradient"
-        assert torch.isfinite(param.grad).all(), name
 
 
 def test_nse_receptive_field_is_31_with_stride_4() -> None:
@@ -72,7 +65,7 @@ def test_nse_smoke_and_output_size() -> None:
     feats = nse(torch.rand(2, 3, 16, 18))
     assert feats.shape == (2, 4, 4, 5)  # ceil(H/4), ceil(W/4)
     assert (feats >= 0).all()  # the last layer is followed by ReLU (Appendix A)
-    _assert_trains(nse, feats.mean())
+    assert_trains(nse, feats.mean())
 
 
 def test_nse_channels_last_and_bf16_autocast_agree() -> None:
@@ -123,7 +116,7 @@ def test_contrastive_predictor_predicts_each_target_from_its_shifted_context() -
     direct = head(torch.cat([feats[:, :, row, col - 3], feats[:, :, row, col + 3]], dim=1))
     torch.testing.assert_close(out.predicted[:, :, row, col - 3], direct)
     torch.testing.assert_close(out.target[:, :, row, col - 3], feats[:, :, row, col])
-    _assert_trains(head, out.predicted.square().mean())
+    assert_trains(head, out.predicted.square().mean())
     with pytest.raises(ValueError, match="2 context positions"):
         head.predict_map(feats, context_offsets("c", 1))
 
@@ -147,4 +140,4 @@ def test_jigsaw_classifier_on_a_tiny_input() -> None:
     assert shuffled[1].tolist() == [14, 15, 12, 13, 10, 11, 8, 9]
     logits = head(shuffled)
     assert logits.shape == (2, 24)
-    _assert_trains(head, torch.nn.functional.cross_entropy(logits, labels))  # eq. 13
+    assert_trains(head, torch.nn.functional.cross_entropy(logits, labels))  # eq. 13

@@ -14,6 +14,7 @@ from srtk.models.backbone import SRBackbone
 from srtk.models.gradient import GradientMap
 from srtk.models.rrdbnet import RRDBNet
 from srtk.models.spsr import SPSR, SPSROutput, convert_official, is_official, spsr_rrdbnet
+from tests.models.checks import check_named_outputs_channels_last_and_bf16
 from tests.reference import official_state_dict, parity_io, parity_spec
 
 TINY = {"num_features": 8, "num_blocks": 4, "growth_channels": 4}
@@ -130,17 +131,9 @@ def test_gradient_branch_features_reach_the_sr_output() -> None:
 
 
 def test_channels_last_and_bf16_autocast_agree_with_fp32() -> None:
-    model = spsr_rrdbnet(scale=2, **TINY).eval()
-    lr = torch.rand(1, 3, 12, 12)
-    with torch.no_grad():
-        ref = model(lr)
-        last = model.to(memory_format=torch.channels_last)(lr.to(memory_format=torch.channels_last))
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            half = model(lr)
-    for name in SPSROutput._fields:
-        want = getattr(ref, name)
-        torch.testing.assert_close(getattr(last, name), want, rtol=1e-4, atol=1e-5)
-        assert (getattr(half, name).float() - want).abs().max() <= 0.05 * want.abs().max(), name
+    check_named_outputs_channels_last_and_bf16(
+        spsr_rrdbnet(scale=2, **TINY), torch.rand(1, 3, 12, 12), SPSROutput._fields
+    )
 
 
 # ----------------------------------------------------------------------------- official checkpoint

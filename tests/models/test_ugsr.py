@@ -8,6 +8,7 @@ from torch import Tensor
 from srtk.errors import ConfigError
 from srtk.models.gradient import GradientMap
 from srtk.models.ugsr import UGSR, UGSROutput
+from tests.models.checks import check_named_outputs_channels_last_and_bf16
 
 TINY = {"num_features": 8, "num_blocks": 4, "growth_channels": 4}
 
@@ -108,14 +109,4 @@ def test_zero_last_conv_outputs_its_bias() -> None:
 
 
 def test_channels_last_and_bf16_autocast_agree_with_fp32() -> None:
-    model = UGSR(scale=2, **TINY).eval()
-    lr = torch.rand(1, 3, 12, 12)
-    with torch.no_grad():
-        ref = model(lr)
-        last = model.to(memory_format=torch.channels_last)(lr.to(memory_format=torch.channels_last))
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            half = model(lr)
-    for name in UGSROutput._fields:
-        want = getattr(ref, name)
-        torch.testing.assert_close(getattr(last, name), want, rtol=1e-4, atol=1e-5)
-        assert (getattr(half, name).float() - want).abs().max() <= 0.05 * want.abs().max(), name
+    check_named_outputs_channels_last_and_bf16(UGSR(scale=2, **TINY), torch.rand(1, 3, 12, 12), UGSROutput._fields)
