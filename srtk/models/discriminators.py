@@ -65,6 +65,16 @@ class ConvNormAct(nn.Module):
         return self.act(self.norm(self.conv(x)))
 
 
+def require_input_size(x: Tensor, input_size: int, network: str) -> None:
+    """Critics with a fully connected head take one square size only: say which, and how to fix it."""
+    height, width = x.shape[-2:]
+    if (height, width) != (input_size, input_size):
+        raise ConfigError(
+            f"{network} was built for {input_size}x{input_size} inputs, got {height}x{width}: "
+            f"crop training patches to {input_size} or build it with input_size={height}"
+        )
+
+
 class VGGDiscriminator(nn.Module):
     """ESRGAN's VGG-style discriminator with batch norm: D_I, D_GM and D_SF of SPSR (paper 000 sec. 3.3, 4.3).
 
@@ -134,13 +144,7 @@ class VGGDiscriminator(nn.Module):
         _init_kaiming(self)
 
     def forward(self, x: Tensor) -> Tensor:
-        height, width = x.shape[-2:]
-        if (height, width) != (self.input_size, self.input_size):
-            raise ConfigError(
-                f"VGGDiscriminator was built for {self.input_size}x{self.input_size} inputs, got "
-                f"{height}x{width}: crop training patches to {self.input_size} or build it with "
-                f"input_size={height}"
-            )
+        require_input_size(x, self.input_size, "VGGDiscriminator")
         feats = self.features(x)  # (N, 512, input_size/32, input_size/32)
         return self.classifier(feats.flatten(1))  # (N, 1)
 

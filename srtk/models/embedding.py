@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from srtk.errors import CheckpointError, ConfigError
-from srtk.models.discriminators import DOWNSAMPLE_STRIDE, NEGATIVE_SLOPE, ConvNormAct
+from srtk.models.discriminators import DOWNSAMPLE_STRIDE, NEGATIVE_SLOPE, ConvNormAct, require_input_size
 
 HAAR_SIZE = 2  # the Haar filters are 2x2, applied with stride 2
 NUM_BANDS = 4  # LL, LH, HL, HH
@@ -155,13 +155,7 @@ class EmbeddingNetwork(nn.Module):
         return tuple(out)
 
     def forward(self, img: Tensor) -> EmbeddingOutput:
-        height, width = img.shape[-2:]
-        if (height, width) != (self.input_size, self.input_size):
-            raise ConfigError(
-                f"EmbeddingNetwork was built for {self.input_size}x{self.input_size} images, "
-                f"got {height}x{width}: "
-                f"crop training patches to {self.input_size} or build it with input_size={height}"
-            )
+        require_input_size(img, self.input_size, "EmbeddingNetwork")
         all_feats = self.features(img, num_layers=len(self.blocks))  # last: (N, 512, H/32, W/32)
         score = self.classifier(all_feats[-1].flatten(1))  # (N, 1)
         return EmbeddingOutput(score, all_feats[: self.num_feature_layers])

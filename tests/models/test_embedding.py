@@ -102,7 +102,7 @@ def test_features_alone_match_the_forward_features_at_any_even_size() -> None:
 
 
 def test_embedding_network_rejects_wrong_sizes_clearly() -> None:
-    with pytest.raises(ConfigError, match="built for 32x32 images, got 64x64"):
+    with pytest.raises(ConfigError, match="built for 32x32 inputs, got 64x64"):
         EmbeddingNetwork(**TINY)(torch.rand(1, 3, 64, 64))
     with pytest.raises(ConfigError, match="multiple of 32"):
         EmbeddingNetwork(input_size=48)
