@@ -72,6 +72,7 @@ def main() -> None:
     parser.add_argument(
         "--variants", default="eager,channels_last,bf16,compiled" if cuda else "eager,channels_last,bf16"
     )
+    parser.add_argument("--timeout", type=float, default=900, help="seconds allowed per variant")
     parser.add_argument("--variant", help=argparse.SUPPRESS)  # child process: run one variant, print JSON
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -88,7 +89,12 @@ def main() -> None:
                 data / f"{index}.png",
                 torch.rand(3, 48, 48, generator=generator).repeat_interleave(4, 1).repeat_interleave(4, 2),
             )
-        results = []
+        print(
+            f"spsr-g training, batch {args.batch} x {PAPER_LR_PATCH}x{PAPER_LR_PATCH} LR, {args.steps} timed "
+            f"iterations, one process per variant",
+            flush=True,
+        )
+        base: float | None = None
         for name in args.variants.split(","):
             command = [
                 sys.executable,
@@ -102,22 +108,25 @@ def main() -> None:
                 "--data",
                 str(data),
             ]
-            done = subprocess.run(command, capture_output=True, text=True, check=False)
-            if done.returncode != 0:
-                print(f"{name}: failed: {done.stderr.strip().splitlines()[-1] if done.stderr else done.returncode}")
+            try:
+                done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=args.timeout)
+            except subprocess.TimeoutExpired:
+                print(
+                    f"  {name:>14}: slower than {args.timeout} s (e.g. bf16 on a CPU without native bf16)", flush=True
+                )
                 continue
-            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    if not results:
-        return
-    base = next((r for r in results if r["variant"] == "eager"), results[0])
-    print(
-        f"spsr-g training, batch {args.batch} x {PAPER_LR_PATCH}x{PAPER_LR_PATCH} LR, device {base['device']}, "
-        f"{args.steps} timed iterations"
-    )
-    for r in results:
-        speed = 1 / r["seconds_per_iteration"]
-        ratio = base["seconds_per_iteration"] / r["seconds_per_iteration"]
-        print(f"  {r['variant']:>14}: {speed:8.3f} it/s  x{ratio:5.2f} vs eager   peak {r['peak_mib']:8.0f} MiB")
+            if done.returncode != 0:
+                last = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode
+                print(f"  {name:>14}: failed: {last}", flush=True)
+                continue
+            r = json.loads(done.stdout.strip().splitlines()[-1])
+            seconds = r["seconds_per_iteration"]
+            base = base or seconds  # the first variant (eager by default) is the baseline
+            print(
+                f"  {name:>14}: {1 / seconds:8.3f} it/s  x{base / seconds:5.2f} vs {args.variants.split(',')[0]}"
+                f"   peak {r['peak_mib']:8.0f} MiB   ({r['device']})",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

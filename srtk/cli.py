@@ -23,7 +23,7 @@ from srtk.train.config import describe_presets
 
 app = typer.Typer(
     name="srtk",
-    help="Structure-preserving super-resolution toolkit: evaluate, upscale and inspect SR models.",
+    help="Structure-preserving super-resolution toolkit: train, evaluate, upscale and inspect SR models.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -41,14 +41,15 @@ def rich_progress() -> Iterator[ProgressFn]:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
+        TextColumn("{task.fields[detail]}"),  # e.g. training: it/s and the latest losses
     )
     with Progress(*columns, console=console, transient=False) as bars:
         tasks: dict[str, int] = {}
 
-        def report(description: str, done: int, total: int) -> None:
+        def report(description: str, done: int, total: int, detail: str = "") -> None:
             if description not in tasks:
-                tasks[description] = bars.add_task(description, total=total)
-            bars.update(tasks[description], completed=done, total=total)
+                tasks[description] = bars.add_task(description, total=total, detail=detail)
+            bars.update(tasks[description], completed=done, total=total, detail=detail)
 
         yield report
 

@@ -1,10 +1,13 @@
 """How core functions report progress without knowing about terminals: a callback the CLI renders."""
 
-from collections.abc import Callable
-
-# (task description, steps done, steps in total); the CLI draws it as a rich progress bar.
-ProgressFn = Callable[[str, int, int], None]
+from typing import Protocol
 
 
-def no_progress(description: str, done: int, total: int) -> None:
+class ProgressFn(Protocol):
+    """(task description, steps done, steps in total, optional detail such as losses and it/s)."""
+
+    def __call__(self, description: str, done: int, total: int, detail: str = "") -> None: ...
+
+
+def no_progress(description: str, done: int, total: int, detail: str = "") -> None:
     """The default reporter: silent."""

@@ -334,7 +334,8 @@ class Trainer:
             self.dataset,
             sampler,
             batch_size=cfg.data.batch_size,
-            num_workers=cfg.data.num_workers,
+            # More loader processes than cores only thrash (the patches are deterministic either way).
+            num_workers=min(cfg.data.num_workers, len(os.sched_getaffinity(0))),
             pin_memory=self.device.type == "cuda",
         )
         self.val_pairs: list[EvalPair] = []
@@ -616,6 +617,12 @@ class Trainer:
         for name, value in losses.items():
             self.window.setdefault(name, []).append(value.float())
 
+    def _progress_detail(self, started: float) -> str:
+        """Latest logged losses (generator and critics' totals) and the iterations per second of this session."""
+        rate = (self.iteration - self.start_iteration) / max(time.time() - started, 1e-9)
+        losses = "  ".join(f"{name} {value:.4g}" for name, value in self.last_losses.items() if name.endswith("total"))
+        return f"{rate:.2f} it/s  {losses}".rstrip()
+
     def _flush_window(self) -> None:
         if not self.window:
             return
@@ -639,7 +646,8 @@ class Trainer:
             write_json(self.out_dir / CONFIG_FILE, {"srtk_version": __version__, "config": cfg.as_dict()})
         if cfg.checkpoint.resume:
             self.resume()
-        else:
+        self.start_iteration = self.iteration  # it/s counts this session's iterations only
+        if not cfg.checkpoint.resume:
             self.log({"event": "start", "initialized_tensors": self.initialized_tensors, "srtk_version": __version__})
         previous: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
@@ -678,7 +686,7 @@ class Trainer:
                 stop = self._any_rank(self.stop_requested)
                 if self.iteration % cfg.checkpoint.every == 0 or self.iteration == total or stop:
                     self.save_checkpoint()
-                self.progress("train", self.iteration, total)
+                self.progress("train", self.iteration, total, self._progress_detail(started))
                 if stop:
                     status = "interrupted"
                     self.log({"event": "interrupted", "iteration": self.iteration})

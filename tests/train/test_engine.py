@@ -50,7 +50,7 @@ def test_resume_after_sigkill_is_bit_identical(data: Path, tmp_path: Path) -> No
         from srtk.train.config import resolve_config
         from srtk.train.engine import run_training
 
-        def progress(description, done, total):
+        def progress(description, done, total, detail=""):
             if done == 3:  # the checkpoint of iteration 2 is on disk; hang here until killed
                 Path({str(marker)!r}).write_text("3")
                 time.sleep(600)
@@ -158,7 +158,7 @@ def test_repeated_failures_stop_with_the_last_checkpoint_intact(
 
 
 def test_sigterm_checkpoints_and_stops(data: Path, tmp_path: Path) -> None:
-    def progress(description: str, done: int, total: int) -> None:
+    def progress(description: str, done: int, total: int, detail: str = "") -> None:
         if done == 1:
             os.kill(os.getpid(), signal.SIGTERM)  # the handler only flags: the step in flight completes
 
