@@ -127,6 +127,7 @@ class CheckpointConfig:
     log_every: int = 100
     best_metric: str = "psnr_y"  # validation metric that selects the `best` checkpoint (higher is better)
     resume: bool = False  # continue from out_dir/last.state.pt
+    tensorboard: bool = True  # also write TensorBoard scalars to out_dir/tensorboard when tensorboard is installed
 
 
 @dataclass(frozen=True)

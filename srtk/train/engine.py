@@ -55,6 +55,7 @@ FINAL_MODEL = "final.safetensors"
 CONFIG_FILE = "config.json"
 LOG_FILE = "log.jsonl"
 RESULT_FILE = "result.json"
+TENSORBOARD_DIR = "tensorboard"
 # Options that may change between a run and its resumption: they do not change what is computed.
 RESUMABLE_CHANGES = (
     "optim.iterations",
@@ -266,6 +267,7 @@ class Trainer:
         self.out_dir = cfg.checkpoint.out_dir
         self.processes, self.device = _setup_processes(cfg.runtime.device)
         self._was_deterministic = torch.are_deterministic_algorithms_enabled()
+        self.tensorboard: Any = None if cfg.checkpoint.tensorboard else False  # SummaryWriter once first used
         if cfg.runtime.deterministic:
             torch.use_deterministic_algorithms(True)  # restored by close()
         precision = cfg.runtime.precision
@@ -612,6 +614,28 @@ class Trainer:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         with (self.out_dir / LOG_FILE).open("a") as handle:
             handle.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")
+        self._tensorboard(record)
+
+    def _tensorboard(self, record: dict[str, Any]) -> None:
+        """Mirror losses, learning rates and validation metrics to TensorBoard when it is installed."""
+        if self.tensorboard is False:
+            return
+        if self.tensorboard is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard is optional: the JSONL log has everything
+                self.tensorboard = False
+                return
+            self.tensorboard = SummaryWriter(log_dir=str(self.out_dir / TENSORBOARD_DIR))
+        step = record.get("iteration")
+        if step is None:
+            return
+        scalars = {f"loss/{k}": v for k, v in record.get("losses", {}).items()}
+        scalars.update({f"learning_rate/{k}": v for k, v in record.get("learning_rates", {}).items()})
+        if record.get("event") == "validation":
+            scalars.update({f"validation/{k}": record[k] for k in ("psnr_y", "ssim_y") if k in record})
+        for tag, value in scalars.items():
+            self.tensorboard.add_scalar(tag, value, step)
 
     def _accumulate(self, losses: dict[str, Tensor]) -> None:
         for name, value in losses.items():
@@ -731,6 +755,8 @@ class Trainer:
 
     def close(self) -> None:
         torch.use_deterministic_algorithms(self._was_deterministic)
+        if self.tensorboard:
+            self.tensorboard.close()
         if self.processes.distributed and dist.is_initialized():
             dist.destroy_process_group()
 

@@ -225,3 +225,19 @@ def test_batch_stream_resumes_mid_epoch_with_workers(data: Path) -> None:
         got = resumed.next()
         assert torch.equal(got["lr"], expected["lr"]) and torch.equal(got["hr"], expected["hr"])
     assert not torch.equal(batches[0]["hr"], batches[3]["hr"])  # a new epoch: new order and new patches
+
+
+def test_tensorboard_mirrors_the_log_when_installed(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    data = image_folder(tmp_path / "hr", 2)
+    overrides = tiny_overrides("psnr", data, tmp_path / "run", **{"checkpoint.log_every": 2})
+    run_training(resolve_config("psnr", overrides=overrides))
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    losses = events.Scalars("loss/g_total")
+    assert [e.step for e in losses] == [2, 4]
+    logged = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    train_records = [r for r in logged if r.get("event") == "train"]
+    assert [round(e.value, 5) for e in losses] == [round(r["losses"]["g_total"], 5) for r in train_records]
+    assert [e.step for e in events.Scalars("learning_rate/generator")] == [2, 4]

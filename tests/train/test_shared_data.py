@@ -26,8 +26,12 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["psnr", "srgan", "esrgan", "spsr-g", "ugsr", "gpsr"])
 def test_method_trains_on_real_photographs(method: str, photos: Path, tmp_path: Path) -> None:
-    extra = {"optim.iterations": ITERATIONS, "checkpoint.every": ITERATIONS, "checkpoint.log_every": ITERATIONS // 2,
-             "data.repeat": 8}
+    extra = {
+        "optim.iterations": ITERATIONS,
+        "checkpoint.every": ITERATIONS,
+        "checkpoint.log_every": ITERATIONS // 2,
+        "data.repeat": 8,
+    }
     result = run_training(resolve_config(method, overrides=tiny_overrides(method, photos, tmp_path, **extra)))
     assert result.status == "completed" and result.iterations == ITERATIONS and not result.skipped_steps
     records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
