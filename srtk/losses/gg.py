@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from srtk.data.resize import imresize
 from srtk.models.gradient import GRADIENT_EPS, GradientMap
 
 MULTI_SCALE_WEIGHT = 0.1  # alpha, GPSR eq. 16
@@ -69,9 +70,9 @@ class GradientGuidedLoss(nn.Module):
                 if (height, width) == (hr_height, hr_width):
                     down = hr
                 else:
-                    # f_down: antialiased bicubic (a = -0.5). It equals MATLAB's imresize away from the
-                    # border (1e-7 apart; the border rows differ by padding rule) and runs on any device.
-                    down = F.interpolate(hr, size=(height, width), mode="bicubic", align_corners=False, antialias=True)
+                    # f_down: the MATLAB bicubic that makes the LR inputs (paper 003 sec. 4.1), so every
+                    # scale's target comes from the same degradation, borders included.
+                    down = imresize(hr, size=(height, width))
                 targets.append(self.gradient_map(down))
         return targets
 
