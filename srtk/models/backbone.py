@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from srtk.errors import ConfigError
+
 
 class SRBackbone(nn.Module):
     """Base class: subclasses set `scale`, `num_features`, `num_blocks` and implement the four stages."""
@@ -50,3 +52,21 @@ def evenly_spaced_taps(num_blocks: int, num_taps: int = 4) -> tuple[int, ...]:
         raise ValueError(f"cannot tap {num_taps} features from a trunk of {num_blocks} blocks")
     step = num_blocks // num_taps
     return tuple(step * k for k in range(1, num_taps + 1))
+
+
+def check_taps(taps: Sequence[int], num_blocks: int) -> None:
+    """ConfigError unless every tap names a trunk block, 1-based, as SRBackbone.trunk promises."""
+    bad = [tap for tap in taps if not 1 <= tap <= num_blocks]
+    if bad:
+        raise ConfigError(f"taps {bad} outside 1..{num_blocks} (the trunk's blocks)")
+
+
+def run_blocks(blocks: Sequence[nn.Module], feats: Tensor, taps: Sequence[int] = ()) -> tuple[Tensor, list[Tensor]]:
+    """Run `blocks` in order: (last output, [output of block i for i in taps]), taps 1-based."""
+    check_taps(taps, len(blocks))
+    tapped: dict[int, Tensor] = {}
+    for index, block in enumerate(blocks, start=1):
+        feats = block(feats)
+        if index in taps:
+            tapped[index] = feats
+    return feats, [tapped[tap] for tap in taps]

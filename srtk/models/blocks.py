@@ -30,13 +30,6 @@ def conv2d(in_channels: int, out_channels: int, kernel_size: int = 3) -> nn.Conv
     return nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
 
 
-def check_taps(taps: Sequence[int], num_blocks: int) -> None:
-    """Raise ValueError unless every tap names a trunk block, 1-based, as SRBackbone.trunk promises."""
-    bad = [tap for tap in taps if not 1 <= tap <= num_blocks]
-    if bad:
-        raise ValueError(f"taps {bad} outside 1..{num_blocks} (the trunk's blocks)")
-
-
 class RGBMeanShift(nn.Module):
     """Subtract / add back a fixed RGB mean, in the [0, 1] units of the image (EDSR sec. 4.1)."""
 

@@ -17,14 +17,13 @@ import torch
 from torch import Tensor, nn
 
 from srtk.errors import CheckpointError
-from srtk.models.backbone import SRBackbone
+from srtk.models.backbone import SRBackbone, run_blocks
 from srtk.models.blocks import (
     DIV2K_RGB_MEAN,
     RGB_CHANNELS,
     PixelShuffleUpsampler,
     ResidualBlock,
     RGBMeanShift,
-    check_taps,
     conv2d,
     upsample_stage_factors,
 )
@@ -76,14 +75,9 @@ class EDSR(SRBackbone):
         return self.head(self.mean_shift.subtract(lr))  # (N, F, h, w)
 
     def trunk(self, shallow: Tensor, taps: Sequence[int] = ()) -> tuple[Tensor, list[Tensor]]:
-        check_taps(taps, self.num_blocks)
-        feats, tapped = shallow, {}
-        for index, block in enumerate(self.blocks, start=1):
-            feats = block(feats)
-            if index in taps:
-                tapped[index] = feats
+        feats, tapped = run_blocks(self.blocks, shallow, taps)
         trunk_feats = self.trunk_conv(feats) + shallow  # global residual (EDSR Fig. 3)
-        return trunk_feats, [tapped[tap] for tap in taps]
+        return trunk_feats, tapped
 
     def upsample(self, trunk: Tensor) -> Tensor:
         return self.upsampler(trunk)  # (N, F, scale*h, scale*w)

@@ -22,8 +22,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from srtk.models.backbone import check_taps
 from srtk.models.blocks import (
-    check_taps,
     conv2d,
 )
 from srtk.models.rcan import RCAN

@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from srtk.models.backbone import check_taps
 from srtk.models.blocks import (
-    check_taps,
     conv2d,
 )
 from srtk.models.edsr import EDSR

@@ -11,13 +11,12 @@ from collections.abc import Mapping, Sequence
 from torch import Tensor, nn
 
 from srtk.errors import CheckpointError
-from srtk.models.backbone import SRBackbone
+from srtk.models.backbone import SRBackbone, run_blocks
 from srtk.models.blocks import (
     RGB_CHANNELS,
     PixelShuffleUpsampler,
     ResidualGroup,
     RGBMeanShift,
-    check_taps,
     conv2d,
 )
 from srtk.models.edsr import (
@@ -69,14 +68,9 @@ class RCAN(SRBackbone):
         return self.head(self.mean_shift.subtract(lr))  # F_0, (N, C, h, w)
 
     def trunk(self, shallow: Tensor, taps: Sequence[int] = ()) -> tuple[Tensor, list[Tensor]]:
-        check_taps(taps, self.num_blocks)
-        feats, tapped = shallow, {}
-        for index, group in enumerate(self.groups, start=1):
-            feats = group(feats)
-            if index in taps:
-                tapped[index] = feats
+        feats, tapped = run_blocks(self.groups, shallow, taps)
         trunk_feats = self.trunk_conv(feats) + shallow  # long skip connection (sec. 3.2, eq. 4)
-        return trunk_feats, [tapped[tap] for tap in taps]
+        return trunk_feats, tapped
 
     def upsample(self, trunk: Tensor) -> Tensor:
         return self.upsampler(trunk)

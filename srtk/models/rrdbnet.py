@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from srtk.errors import CheckpointError, ConfigError
-from srtk.models.backbone import SRBackbone
+from srtk.models.backbone import SRBackbone, run_blocks
 
 LEAKY_SLOPE = 0.2  # ESRGAN: every activation is LeakyReLU(0.2)
 RESIDUAL_SCALE = 0.2  # ESRGAN sec. 3.2 "residual scaling" beta = 0.2, inside each dense block and each RRDB
@@ -115,16 +115,8 @@ class RRDBTrunk(nn.Module):
         self.conv = conv3x3(num_features, num_features)
 
     def forward(self, shallow: Tensor, taps: Sequence[int] = ()) -> tuple[Tensor, list[Tensor]]:
-        wanted = set(taps)
-        if wanted and not wanted <= set(range(1, len(self.blocks) + 1)):
-            raise ConfigError(f"taps {sorted(wanted)} outside blocks 1..{len(self.blocks)}")
-        x = shallow
-        by_index: dict[int, Tensor] = {}
-        for index, block in enumerate(self.blocks, start=1):
-            x = block(x)
-            if index in wanted:
-                by_index[index] = x
-        return shallow + self.conv(x), [by_index[i] for i in taps]
+        feats, tapped = run_blocks(self.blocks, shallow, taps)
+        return shallow + self.conv(feats), tapped
 
 
 class UpconvUpsampler(nn.Module):

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from srtk.models.backbone import SRBackbone
-from srtk.models.blocks import RGB_CHANNELS, PixelShuffleUpsampler, check_taps, conv2d
+from srtk.models.backbone import SRBackbone, run_blocks
+from srtk.models.blocks import RGB_CHANNELS, PixelShuffleUpsampler, conv2d
 
 # Ledig et al. Fig. 4: k9n64s1 for the first and last convolutions, k3 everywhere else.
 OUTER_KERNEL_SIZE = 9
@@ -74,14 +74,9 @@ class SRResNet(SRBackbone):
         return self.head_act(self.head(lr))  # (N, F, h, w)
 
     def trunk(self, shallow: Tensor, taps: Sequence[int] = ()) -> tuple[Tensor, list[Tensor]]:
-        check_taps(taps, self.num_blocks)
-        feats, tapped = shallow, {}
-        for index, block in enumerate(self.blocks, start=1):
-            feats = block(feats)
-            if index in taps:
-                tapped[index] = feats
+        feats, tapped = run_blocks(self.blocks, shallow, taps)
         trunk_feats = self.trunk_norm(self.trunk_conv(feats)) + shallow  # the skip over all blocks (Fig. 4)
-        return trunk_feats, [tapped[tap] for tap in taps]
+        return trunk_feats, tapped
 
     def upsample(self, trunk: Tensor) -> Tensor:
         return self.upsampler(trunk)  # (N, F, scale*h, scale*w)

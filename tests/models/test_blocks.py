@@ -4,6 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from srtk.errors import ConfigError
+from srtk.models.backbone import check_taps
 from srtk.models.blocks import (
     DIV2K_RGB_MEAN,
     ChannelAttention,
@@ -12,7 +14,6 @@ from srtk.models.blocks import (
     ResidualChannelAttentionBlock,
     ResidualGroup,
     RGBMeanShift,
-    check_taps,
     upsample_stage_factors,
 )
 
@@ -106,7 +107,7 @@ def test_pixel_shuffle_upsampler_can_be_nearest_neighbour(scale: int) -> None:
 
 def test_check_taps() -> None:
     check_taps((1, 4), 4)
-    with pytest.raises(ValueError, match="outside"):
+    with pytest.raises(ConfigError, match="outside"):
         check_taps((0,), 4)
-    with pytest.raises(ValueError, match="outside"):
+    with pytest.raises(ConfigError, match="outside"):
         check_taps((5,), 4)

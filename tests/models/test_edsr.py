@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from srtk.errors import CheckpointError
+from srtk.errors import CheckpointError, ConfigError
 from srtk.models import rcan
 from srtk.models.blocks import DIV2K_RGB_MEAN, RGBMeanShift
 from srtk.models.edsr import EDSR, convert_official, is_official, official_rgb_range
@@ -175,7 +175,7 @@ def test_taps_are_the_block_outputs() -> None:
         trunk, _ = model.trunk(shallow)
         torch.testing.assert_close(trunk, model.trunk_conv(second) + shallow)
         torch.testing.assert_close(model(lr), model.reconstruct(model.upsample(trunk)))
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="outside 1..2"):
         model.features(lr, taps=(3,))
 
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from srtk.errors import ConfigError
 from srtk.models.srresnet import SRResNet
 from tests.models.checks import check_channels_last_and_autocast, check_smoke, parameter_count
 
@@ -47,7 +48,7 @@ def test_taps_and_global_skip() -> None:
         trunk, _ = model.trunk(shallow)
         torch.testing.assert_close(trunk, model.trunk_conv(second) + shallow)
         torch.testing.assert_close(model(lr), model.reconstruct(model.upsample(trunk)))
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="outside"):
         model.features(lr, taps=(0,))
 
 
