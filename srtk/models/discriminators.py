@@ -65,6 +65,17 @@ class ConvNormAct(nn.Module):
         return self.act(self.norm(self.conv(x)))
 
 
+def logit_head(in_features: int, hidden_features: int, negative_slope: float) -> nn.Sequential:
+    """The fully connected head of the VGG-style critics: flattened features -> hidden -> one logit."""
+    return nn.Sequential(
+        OrderedDict(
+            hidden=nn.Linear(in_features, hidden_features),
+            act=nn.LeakyReLU(negative_slope),
+            logit=nn.Linear(hidden_features, 1),
+        )
+    )
+
+
 def require_input_size(x: Tensor, input_size: int, network: str) -> None:
     """Critics with a fully connected head take one square size only: say which, and how to fix it."""
     height, width = x.shape[-2:]
@@ -134,13 +145,7 @@ class VGGDiscriminator(nn.Module):
             channels = width
         self.features = nn.Sequential(*blocks)
         final_size = input_size // downsampling
-        self.classifier = nn.Sequential(
-            OrderedDict(
-                hidden=nn.Linear(channels * final_size * final_size, hidden_features),
-                act=nn.LeakyReLU(negative_slope),
-                logit=nn.Linear(hidden_features, 1),
-            )
-        )
+        self.classifier = logit_head(channels * final_size * final_size, hidden_features, negative_slope)
         _init_kaiming(self)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -15,7 +15,6 @@ Convention: images RGB, NCHW, float in [0, 1], even height and width.
 """
 
 import re
-from collections import OrderedDict
 from typing import Any, NamedTuple
 
 import torch
@@ -23,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from srtk.errors import CheckpointError, ConfigError
-from srtk.models.discriminators import DOWNSAMPLE_STRIDE, NEGATIVE_SLOPE, ConvNormAct, require_input_size
+from srtk.models.discriminators import DOWNSAMPLE_STRIDE, NEGATIVE_SLOPE, ConvNormAct, logit_head, require_input_size
 
 HAAR_SIZE = 2  # the Haar filters are 2x2, applied with stride 2
 NUM_BANDS = 4  # LL, LH, HL, HH
@@ -136,13 +135,7 @@ class EmbeddingNetwork(nn.Module):
             channels = width
         self.blocks = nn.ModuleList(blocks)
         final_size = input_size // downsampling
-        self.classifier = nn.Sequential(
-            OrderedDict(
-                hidden=nn.Linear(channels * final_size * final_size, hidden_features),
-                act=nn.LeakyReLU(negative_slope),
-                logit=nn.Linear(hidden_features, 1),
-            )
-        )
+        self.classifier = logit_head(channels * final_size * final_size, hidden_features, negative_slope)
 
     def features(self, img: Tensor, num_layers: int | None = None) -> tuple[Tensor, ...]:
         """The first `num_layers` (default num_feature_layers) block outputs: what the loss uses."""

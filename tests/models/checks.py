@@ -74,3 +74,22 @@ def check_named_outputs_channels_last_and_bf16(model: nn.Module, lr: Tensor, fie
         want = getattr(reference, name)
         torch.testing.assert_close(getattr(last, name), want, rtol=1e-4, atol=1e-5)
         assert (getattr(half, name).float() - want).abs().max() <= 0.05 * want.abs().max(), name
+
+
+def _flat_tensors(value: object) -> list[Tensor]:
+    if isinstance(value, Tensor):
+        return [value]
+    return [t for item in value for t in _flat_tensors(item)]  # type: ignore[attr-defined]
+
+
+def check_all_outputs_channels_last_and_bf16(model: nn.Module, x: Tensor) -> None:
+    """Every tensor of a (nested) tuple output: channels_last within 1e-5, bf16 autocast within 5% (+ scale)."""
+    model.eval()
+    with torch.no_grad():
+        reference = model(x)
+        last = model(x.to(memory_format=torch.channels_last))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(x)
+    for other, tol in ((last, 1e-5), (low, 0.05)):
+        for a, b in zip(_flat_tensors(reference), _flat_tensors(other), strict=True):
+            torch.testing.assert_close(b.float(), a, atol=tol * a.abs().max().item() + tol, rtol=tol)

@@ -14,7 +14,7 @@ from srtk.models.embedding import (
     convert_official,
     is_official,
 )
-from tests.models.checks import assert_trains
+from tests.models.checks import assert_trains, check_all_outputs_channels_last_and_bf16
 
 TINY = {"num_features": 8, "hidden_features": 16, "input_size": 32}
 
@@ -111,16 +111,7 @@ def test_embedding_network_rejects_wrong_sizes_clearly() -> None:
 
 
 def test_embedding_network_channels_last_and_bf16_autocast_agree() -> None:
-    model = EmbeddingNetwork(**TINY).eval()
-    img = torch.rand(2, 3, 32, 32)
-    with torch.no_grad():
-        reference = model(img)
-        last = model(img.to(memory_format=torch.channels_last))
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            low = model(img)
-    for fp32, other, tol in ((reference, last, 1e-5), (reference, low, 0.05)):
-        for a, b in zip((fp32.score, *fp32.features), (other.score, *other.features), strict=True):
-            torch.testing.assert_close(b.float(), a, atol=tol * a.abs().max().item() + tol, rtol=tol)
+    check_all_outputs_channels_last_and_bf16(EmbeddingNetwork(**TINY), torch.rand(2, 3, 32, 32))
 
 
 # ---- the PCL authors' checkpoints --------------------------------------------------------------------------
