@@ -6,21 +6,23 @@ the same border, LPIPS on RGB.
 """
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from srtk.config import EvalConfig
-from srtk.data.datasets import BENCHMARKS, evaluation_pairs, resolve_dataset
+from srtk.data.datasets import BENCHMARKS, EvalPair, evaluation_pairs, resolve_dataset
 from srtk.data.io import list_images, quantize
 from srtk.errors import ConfigError
-from srtk.infer import model_device, pick_device, self_ensemble, upscale_tiled
-from srtk.metrics.lpips import build_lpips, lpips_distance
+from srtk.infer import self_ensemble, upscale_tiled
+from srtk.metrics.lpips import LPIPS, build_lpips, lpips_distance
 from srtk.metrics.niqe import niqe
 from srtk.metrics.psnr_ssim import psnr_rgb, psnr_y, ssim_y
 from srtk.models.registry import load_model
 from srtk.progress import ProgressFn, no_progress
+from srtk.runtime import check_precision, pick_device
 from srtk.version import __version__
 
 PROTOCOL = (
@@ -69,16 +71,36 @@ class EvalResult:
         }
 
 
-class _Metrics:
-    """The requested metrics of one SR/HR pair, computed on the model's device."""
+def super_resolve(model: nn.Module, lr: Tensor, cfg: EvalConfig) -> Tensor:
+    """SR of a (1, 3, h, w) LR batch as the protocol wants it: clamped and rounded to 8-bit levels."""
+    upscale = partial(
+        upscale_tiled, model, scale=cfg.scale, tile=cfg.tile, overlap=cfg.tile_overlap, precision=cfg.precision
+    )
+    sr = self_ensemble(upscale, lr) if cfg.self_ensemble else upscale(lr)
+    return quantize(sr.float())
+
+
+class ImageScorer:
+    """The papers' protocol for one image: SR (tiled / self-ensemble as configured), rounded to 8 bits, metrics.
+
+    The one implementation behind `srtk evaluate` and training validation. Holds the LPIPS network when
+    `cfg.metrics` asks for it; the model is passed per call (training scores a changing generator or its EMA)
+    and must be on `device`, in eval mode.
+    """
 
     def __init__(self, cfg: EvalConfig, device: torch.device) -> None:
+        check_precision(cfg.precision, device)  # fail before the first image, not inside it
+        self.cfg, self.device = cfg, device
         self.keys, self.crop = cfg.result_keys, cfg.scale
-        self.lpips: nn.Module | None = None
+        self.lpips: LPIPS | None = None
         if "lpips" in self.keys:
             self.lpips = build_lpips(cfg.lpips_net, allow_random_backbone=cfg.allow_random_lpips).to(device)
 
-    def __call__(self, sr: Tensor, hr: Tensor) -> dict[str, float]:
+    @torch.no_grad()
+    def __call__(self, model: nn.Module, pair: EvalPair) -> dict[str, float]:
+        """{key: value} of `model` on one HR/LR pair for every key of `cfg.result_keys` (psnr_y, ssim_y, ...)."""
+        sr = super_resolve(model, pair.lr.unsqueeze(0).to(self.device), self.cfg)
+        hr = pair.hr.unsqueeze(0).to(self.device)
         values: dict[str, Tensor] = {}
         if "psnr_y" in self.keys:
             values["psnr_y"] = psnr_y(sr, hr, crop=self.crop)
@@ -93,29 +115,15 @@ class _Metrics:
         return {k: float(v[0]) for k, v in values.items()}
 
 
-def super_resolve(model: nn.Module, lr: Tensor, cfg: EvalConfig) -> Tensor:
-    """SR of a (1, 3, h, w) LR batch as the protocol wants it: clamped and rounded to 8-bit levels."""
-    if cfg.self_ensemble:
-        sr = self_ensemble(
-            lambda x: upscale_tiled(
-                model, x, scale=cfg.scale, tile=cfg.tile, overlap=cfg.tile_overlap, precision=cfg.precision
-            ),
-            lr,
-        )
-    else:
-        sr = upscale_tiled(model, lr, scale=cfg.scale, tile=cfg.tile, overlap=cfg.tile_overlap, precision=cfg.precision)
-    return quantize(sr.float())
-
-
 @torch.no_grad()
 def run_evaluation(cfg: EvalConfig, *, progress: ProgressFn = no_progress) -> EvalResult:
     """Evaluate cfg.model on every dataset of cfg.datasets; unreadable images are recorded, not fatal."""
     folders = {name: resolve_dataset(name, cfg.data_root) for name in cfg.datasets}  # fail before any work
     device = pick_device(cfg.device)
+    score = ImageScorer(cfg, device)
     model = load_model(cfg.model, scale=cfg.scale).to(device).eval()
     if int(model.scale) != cfg.scale:
         raise ConfigError(f"{cfg.model}: the model upscales x{model.scale}, but --scale is {cfg.scale}")
-    metrics = _Metrics(cfg, model_device(model))
     results: dict[str, DatasetResult] = {}
     for name, folder in folders.items():
         key = BENCHMARKS[name.lower()].folder if name.lower() in BENCHMARKS else folder.name
@@ -127,9 +135,7 @@ def run_evaluation(cfg: EvalConfig, *, progress: ProgressFn = no_progress) -> Ev
             if isinstance(item, tuple):
                 result.failed[item[0]] = str(item[1])
             else:
-                hr = item.hr.unsqueeze(0).to(device)
-                sr = super_resolve(model, item.lr.unsqueeze(0).to(device), cfg)
-                result.images[item.name] = metrics(sr, hr)
+                result.images[item.name] = score(model, item)
             progress(label, done, total)
         results[key] = result
     return EvalResult(config=cfg, datasets=results)

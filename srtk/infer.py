@@ -4,35 +4,20 @@ Convention: RGB, NCHW, float in [0, 1]. A model maps LR (N, 3, h, w) to SR (N, 3
 whose `sr` field is that image (the two-branch generators).
 """
 
-import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from srtk.config import UpscaleConfig
 from srtk.data.io import list_images, read_image, write_image
 from srtk.errors import SrtkError
 from srtk.models.registry import load_model
 from srtk.progress import ProgressFn, no_progress
-
-
-def sr_of(output: Tensor | tuple) -> Tensor:
-    """The SR image of a model's output (a tensor, or a NamedTuple with an `sr` field)."""
-    return output if isinstance(output, Tensor) else output.sr  # type: ignore[union-attr]
-
-
-def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """Autocast for 'bf16'/'fp16', nothing for 'fp32'."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16}
-    if precision not in dtypes:
-        raise SrtkError(f"unknown precision {precision!r}; choose one of: fp32, bf16, fp16")
-    return torch.autocast(device.type, dtype=dtypes[precision])
+from srtk.runtime import autocast_context, check_precision, pick_device, sr_image
 
 
 def _tile_starts(length: int, tile: int) -> Iterator[int]:
@@ -57,7 +42,7 @@ def upscale_tiled(
     """
     if tile is None or tile <= 0 or (lr.shape[-2] <= tile and lr.shape[-1] <= tile):
         with autocast_context(lr.device, precision):
-            return sr_of(model(lr)).float()
+            return sr_image(model(lr)).float()
     if overlap < 0:
         raise SrtkError(f"tile overlap must be >= 0, not {overlap}")
     n, c, h, w = lr.shape
@@ -68,7 +53,7 @@ def upscale_tiled(
         py0, px0 = max(y0 - overlap, 0), max(x0 - overlap, 0)
         py1, px1 = min(y1 + overlap, h), min(x1 + overlap, w)
         with autocast_context(lr.device, precision):
-            sr_tile = sr_of(model(lr[..., py0:py1, px0:px1])).float()
+            sr_tile = sr_image(model(lr[..., py0:py1, px0:px1])).float()
         oy, ox = (y0 - py0) * scale, (x0 - px0) * scale
         out[..., y0 * scale : y1 * scale, x0 * scale : x1 * scale] = sr_tile[
             ..., oy : oy + (y1 - y0) * scale, ox : ox + (x1 - x0) * scale
@@ -86,30 +71,10 @@ def self_ensemble(model: Callable[[Tensor], Tensor | tuple], lr: Tensor) -> Tens
         for flips in ((), (-1,), (-2,), (-2, -1)):
             x = lr.transpose(-1, -2) if transpose else lr
             x = x.flip(flips) if flips else x
-            y = sr_of(model(x))
+            y = sr_image(model(x))
             y = y.flip(flips) if flips else y
             outputs.append(y.transpose(-1, -2) if transpose else y)
     return torch.stack(outputs).mean(0)
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of a model's first parameter or buffer (CPU for parameter-free models)."""
-    for tensor in (*model.parameters(), *model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """'auto' -> CUDA when available, else CPU; otherwise the named device."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise SrtkError(f"unknown device {name!r} ({error})") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SrtkError(f"device {name!r} requested but CUDA is not available")
-    return device
 
 
 @dataclass
@@ -146,6 +111,7 @@ def upscale_files(
     files, report_failed = collect_inputs(inputs)
     report = UpscaleReport(failed=report_failed)
     device = pick_device(cfg.device)
+    check_precision(cfg.precision, device)  # once, not as a failure of every file
     model = load_model(cfg.model, scale=cfg.scale).to(device).eval()
     scale = int(model.scale)  # a checkpoint knows its own factor
     run = partial(upscale_tiled, scale=scale, tile=cfg.tile, overlap=cfg.tile_overlap, precision=cfg.precision)

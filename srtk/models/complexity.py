@@ -18,6 +18,8 @@ from torch import nn
 from torch.func import functional_call
 from torch.utils.flop_counter import FlopCounterMode
 
+from srtk.runtime import model_device
+
 # FlopCounterMode counts one multiply-add as two floating-point operations.
 FLOPS_PER_MAC = 2
 
@@ -44,7 +46,7 @@ def _flops_on_meta(model: nn.Module, input_shape: Sequence[int]) -> int:
 def _flops_on_device(model: nn.Module, input_shape: Sequence[int]) -> int:
     reference = next(iter(model.parameters()), torch.empty(0))
     dtype = reference.dtype if reference.is_floating_point() else torch.float32
-    inputs = torch.zeros(tuple(input_shape), device=reference.device, dtype=dtype)
+    inputs = torch.zeros(tuple(input_shape), device=model_device(model), dtype=dtype)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(inputs)
     return int(counter.get_total_flops())
