@@ -151,3 +151,20 @@ def test_convert_then_upscale_and_info_with_the_converted_checkpoint(monkeypatch
         "2",
     )
     assert code == 1 and "upscales x4, but --scale is 2" in err
+
+
+def test_convert_writes_an_official_critic_that_upscale_refuses(monkeypatch, capsys, images, tmp_path):
+    import torch
+
+    from tests.models.test_discriminators import _official_vgg
+
+    official = _official_vgg("basicsr", in_channels=3, widths=[8, 16], final=4, hidden=12)
+    torch.save(official, tmp_path / "critic.pth")
+    code, out, _ = run_cli(
+        monkeypatch, capsys, "convert", str(tmp_path / "critic.pth"), str(tmp_path / "d.safetensors")
+    )
+    assert code == 0 and "vgg-128" in out and "VGG-128 discriminator" in out
+    assert (tmp_path / "d.safetensors").exists() and (tmp_path / "d.json").exists()
+    model = str(tmp_path / "d.safetensors")
+    code, _, err = run_cli(monkeypatch, capsys, "upscale", str(images / "a.png"), "--model", model, "-o", str(tmp_path))
+    assert code == 1 and "vgg-128 is a discriminator, not an SR model" in err

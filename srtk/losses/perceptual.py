@@ -1,5 +1,5 @@
 """Perceptual losses: VGG19 feature distance (SPSR paper 000 sec. 3.3 eq. 4, following ESRGAN) and LPIPS
-(ugsr paper 002 sec. 2.4 eq. 6, AlexNet trunk).
+(ugsr paper 002 sec. 2.4 eq. 6, AlexNet trunk; the network is the metric's, srtk.metrics.lpips).
 
 Both networks are frozen ImageNet classifiers that srtk never downloads: their weights must already lie in
 the torchvision hub cache (`torch.hub.get_dir()/checkpoints`, moved with TORCH_HOME). A missing file is a
@@ -8,54 +8,41 @@ one-line SrtkError naming the exact path; `allow_random=True` builds randomly in
 """
 
 import re
-import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
-from typing import Literal, get_args
-from urllib.parse import urlparse
+from typing import get_args
 
-import lpips
 import torch
 from torch import Tensor, nn
-from torchvision.models import AlexNet_Weights, VGG16_Weights, VGG19_Weights, WeightsEnum, vgg
+from torchvision.models import VGG19_Weights, vgg
 
-from srtk.errors import CheckpointError, ConfigError, SrtkError
+from srtk.errors import CheckpointError, ConfigError
 from srtk.losses.pixel import PixelCriterion, pixel_distance
+from srtk.metrics.lpips import LPIPS, LPIPSNetwork
+from srtk.models.pretrained import require_hub_checkpoint
 
 # torchvision's ImageNet statistics: the VGG weights were trained on inputs normalised by them.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-# SPSR follows ESRGAN (sec. 4.1; its Appendix C names ESRGAN's VGG19 layer: the 4th convolution after the
-# 4th max-pooling, conv5_4), which compares features *before* the ReLU: activated deep features are sparse.
+# SPSR trains in ESRGAN's framework (paper 000 sec. 5.1), whose perceptual loss compares VGG19 conv5_4 (the 4th
+# convolution after the 4th max-pooling) *before* the ReLU: activated deep features are sparse. Paper 000 itself
+# never names the layer (sec. 3.3: "the i-th layer output"); conv5_4 is ESRGAN's choice.
 DEFAULT_VGG_LAYERS: tuple[tuple[str, float], ...] = (("conv5_4", 1.0),)
 
+# SRGAN (Ledig et al., CVPR 2017) sec. 2.2.1: phi_{5,4}, "the feature map obtained by the 4th convolution (after
+# activation) before the 5th maxpooling layer" (relu5_4), compared by their squared difference (eq. 5).
+# Sec. 3.2 rescales "the VGG loss by 1/12.75 ... equivalent to multiplying Eq. 5 with a rescaling factor of
+# ~0.006". reading: 1/12.75 scales the feature maps, so the squared difference takes 1/12.75^2 = 0.00615, the
+# published ~0.006 (1/12.75 itself would be 0.078).
+SRGAN_VGG_FEATURE_SCALE = 1 / 12.75
+SRGAN_VGG_LAYERS: tuple[tuple[str, float], ...] = (("relu5_4", SRGAN_VGG_FEATURE_SCALE**2),)
+# reading: eq. 5 averages the squared difference over the W x H positions of phi_{5,4} without saying what
+# happens to its 512 channels; "l2" averages over them too, like every srtk distance, with the weight as printed.
+SRGAN_VGG_CRITERION: PixelCriterion = "l2"
+
 _LAYER_NAME = re.compile(r"^(conv|relu)(\d+)_(\d+)$")
-
-LPIPSNetwork = Literal["alex", "vgg"]
-# The torchvision checkpoints LPIPS builds its trunk from (lpips calls tv.alexnet / tv.vgg16).
-LPIPS_TRUNKS: dict[str, WeightsEnum] = {
-    "alex": AlexNet_Weights.IMAGENET1K_V1,
-    "vgg": VGG16_Weights.IMAGENET1K_V1,
-}
-
-
-def hub_checkpoint_path(weights: WeightsEnum) -> Path:
-    """Where torchvision's cache keeps `weights`: torch.hub.get_dir()/checkpoints/<file name of its URL>."""
-    file_name = Path(urlparse(weights.url).path).name
-    return Path(torch.hub.get_dir()) / "checkpoints" / file_name
-
-
-def require_hub_checkpoint(weights: WeightsEnum, what: str) -> Path:
-    """The cached checkpoint of `weights`, or a one-line SrtkError saying where it must go (no download)."""
-    path = hub_checkpoint_path(weights)
-    if not path.is_file():
-        raise SrtkError(
-            f"{what} weights not found: expected {path}; on a networked machine download {weights.url} "
-            f"into that path (the torchvision hub cache, moved by TORCH_HOME), or pass allow_random=True "
-            f"for randomly initialised features"
-        )
-    return path
 
 
 def vgg19_layer_indices(features: nn.Sequential) -> dict[str, int]:
@@ -77,16 +64,18 @@ def vgg19_layer_indices(features: nn.Sequential) -> dict[str, int]:
 
 
 class VGGPerceptualLoss(nn.Module):
-    """L_per = sum_i w_i E ||phi_i(SR) - phi_i(HR)||_1 on VGG19 features (SPSR eq. 4, ESRGAN).
+    """L_per = sum_i w_i E d(phi_i(SR), phi_i(HR)) on VGG19 features: SPSR eq. 4 (ESRGAN) or SRGAN's VGG loss.
 
-    `layers` pairs a layer name ('conv5_4' = before activation, 'relu5_4' = after) with its weight.
+    `layers` pairs a layer name ('conv5_4' = before activation, 'relu5_4' = after) with its weight; `criterion`
+    is d: "l1" (the mean absolute difference, ESRGAN / SPSR) or "l2" (the mean squared difference, SRGAN
+    eq. 5), each averaged over batch, channels and positions. Named settings: VGG_CONTENT_LOSSES.
     Gradients flow into `sr` only: `hr` is the target.
     """
 
     def __init__(
         self,
         *,
-        layers: Sequence[tuple[str, float]] = DEFAULT_VGG_LAYERS,  # SPSR sec. 4.1 follows ESRGAN: conv5_4
+        layers: Sequence[tuple[str, float]] = DEFAULT_VGG_LAYERS,  # SPSR sec. 5.1 follows ESRGAN: conv5_4
         criterion: PixelCriterion = "l1",  # eq. 4 writes ||.||_1 (the text's "Euclidean" is ESRGAN's L1)
         allow_random: bool = False,
     ) -> None:
@@ -146,6 +135,13 @@ class VGGPerceptualLoss(nn.Module):
         return torch.stack(terms).sum()
 
 
+# The VGG content losses a preset names (LossConfig.perceptual_kind): one class, layer and criterion settings.
+VGG_CONTENT_LOSSES: dict[str, Callable[..., VGGPerceptualLoss]] = {
+    "vgg": VGGPerceptualLoss,  # ESRGAN / SPSR (paper 000 eq. 4): L1 on conv5_4, weight 1
+    "vgg-srgan": partial(VGGPerceptualLoss, layers=SRGAN_VGG_LAYERS, criterion=SRGAN_VGG_CRITERION),
+}
+
+
 def load_vgg19_features(features: nn.Sequential, path: Path) -> None:
     """Fill torchvision-layout VGG19 `features` from a torchvision vgg19 checkpoint (classifier ignored)."""
     try:
@@ -162,34 +158,15 @@ def load_vgg19_features(features: nn.Sequential, path: Path) -> None:
 
 
 class LPIPSLoss(nn.Module):
-    """L_per = LPIPS(SR, HR) averaged over the batch (ugsr eq. 6, AlexNet trunk), via the `lpips` package.
+    """L_per = LPIPS(SR, HR) averaged over the batch (ugsr eq. 6, AlexNet trunk).
 
-    lpips's calibrated linear layers ship inside the package; its AlexNet/VGG16 trunk comes from the
-    torchvision cache, checked here first so that nothing is ever downloaded.
+    The frozen network is the LPIPS metric's (srtk.metrics.lpips.LPIPS), so the loss trains towards exactly
+    what `srtk evaluate --metrics lpips` measures. Gradients flow into `sr` only.
     """
 
     def __init__(self, *, network: LPIPSNetwork = "alex", allow_random: bool = False) -> None:
         super().__init__()  # "alex": ugsr sec. 2.4, "LPIPS trained on the AlexNet network"
-        if network not in LPIPS_TRUNKS:
-            raise ConfigError(f"unknown LPIPS network {network!r}; choose one of: {', '.join(get_args(LPIPSNetwork))}")
-        if not allow_random:
-            require_hub_checkpoint(LPIPS_TRUNKS[network], f"LPIPS {network} trunk")
-        with warnings.catch_warnings():
-            # lpips still calls tv.alexnet(pretrained=...), deprecated since torchvision 0.13 but working.
-            warnings.filterwarnings("ignore", message=".*(pretrained|weight enum).*", category=UserWarning)
-            self.lpips = lpips.LPIPS(net=network, pretrained=True, pnet_rand=allow_random, verbose=False)
-        self.lpips.requires_grad_(False)  # lpips leaves its linear layers trainable
-        self.lpips.eval()
-
-    def train(self, mode: bool = True) -> "LPIPSLoss":
-        super().train(mode)
-        self.lpips.eval()  # its linear layers carry dropout: training mode would make the loss noisy
-        return self
-
-    def distances(self, sr: Tensor, hr: Tensor) -> Tensor:
-        """Per-image LPIPS, (N,): the metric of `srtk evaluate --metrics lpips`."""
-        # LPIPS expects [-1, 1]; srtk images are [0, 1].
-        return self.lpips(2 * sr - 1, 2 * hr - 1).flatten()  # (N, 1, 1, 1) -> (N,)
+        self.lpips = LPIPS(network=network, allow_random=allow_random)
 
     def forward(self, sr: Tensor, hr: Tensor) -> Tensor:
-        return self.distances(sr, hr).mean()
+        return self.lpips.distances(sr, hr).mean()

@@ -47,7 +47,7 @@ class SRBackbone(nn.Module):
 
 
 def evenly_spaced_taps(num_blocks: int, num_taps: int = 4) -> tuple[int, ...]:
-    """Tap after every (num_blocks // num_taps)-th block: 23 RRDBs -> (5, 10, 15, 20) as in SPSR sec. 4.4."""
+    """Tap after every (num_blocks // num_taps)-th block: 23 RRDBs -> (5, 10, 15, 20) as in paper 000 sec. 3.2."""
     if num_blocks < num_taps:
         raise ValueError(f"cannot tap {num_taps} features from a trunk of {num_blocks} blocks")
     step = num_blocks // num_taps

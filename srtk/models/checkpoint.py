@@ -3,15 +3,17 @@
 A checkpoint `NAME.safetensors` holds only tensors (loading never executes pickled code); `NAME.json`, its model
 card, says how to rebuild the network (`architecture`: a registry name, `config`: its keyword arguments) and what
 it is (scale, method, training data, measured metrics, provenance). Official `.pth` files of the SPSR authors,
-ESRGAN/BasicSR and EDSR-PyTorch (EDSR, RCAN) are recognised by their keys and converted in memory or by
-`srtk convert`; `torch.load(weights_only=True)` refuses anything but tensors and plain containers.
+ESRGAN/BasicSR and EDSR-PyTorch (EDSR, RCAN) generators, and of the ESRGAN/BasicSR VGG critic and PCL's embedding
+network, are recognised by their keys (`OFFICIAL_LAYOUTS`, one key map per architecture, see official.py) and
+converted in memory or by `srtk convert`; `torch.load(weights_only=True)` refuses anything but tensors and plain
+containers.
 """
 
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from safetensors import SafetensorError
@@ -20,7 +22,8 @@ from torch import Tensor, nn
 
 from srtk.data.io import atomic_path, write_json
 from srtk.errors import CheckpointError
-from srtk.models import edsr, rcan, rrdbnet, spsr
+from srtk.models import discriminators, edsr, embedding, rcan, rrdbnet, spsr
+from srtk.models.official import KeyMap, canonicalize, listed
 from srtk.version import __version__
 
 CARD_FORMAT = "srtk-model/1"
@@ -99,18 +102,61 @@ def load_srtk_checkpoint(path: Path, build: Callable[..., nn.Module]) -> tuple[n
     return model, card
 
 
-# Official layouts in detection order (SPSR before ESRGAN: both use the sequential `model.N` keys).
-# Each: (layout name, srtk architecture, detector, converter).
-OFFICIAL_LAYOUTS: tuple[tuple[str, str, Callable[..., bool], Callable[..., Any]], ...] = (
-    ("SPSR (Maclory/SPSR SPSRNet)", "spsr", spsr.is_official, spsr.convert_official),
-    ("ESRGAN / BasicSR RRDBNet", "rrdbnet", rrdbnet.is_official, rrdbnet.convert_official),
-    ("EDSR-PyTorch EDSR", "edsr", edsr.is_official, edsr.convert_official),
-    ("EDSR-PyTorch RCAN", "rcan", rcan.is_official, rcan.convert_official),
+Converter = Callable[[Mapping[str, Tensor]], tuple[dict[str, Any], dict[str, Tensor]]]
+
+
+@dataclass(frozen=True)
+class OfficialLayout:
+    """An official checkpoint layout srtk reads: how to recognise it and what srtk network it becomes."""
+
+    name: str
+    architecture: str  # registry name of the srtk network
+    detect: Callable[[Mapping[str, Tensor]], bool]
+    key_map: Callable[[Mapping[str, Tensor]], KeyMap]  # also scores checkpoints no detector recognises
+    convert: Converter  # canonical state dict -> (registry config, srtk state dict)
+    role: str = "SR model"  # anything else is converted for training and refused by load_model
+
+
+class OfficialCheckpoint(NamedTuple):
+    """An official checkpoint converted in memory."""
+
+    layout: OfficialLayout
+    config: dict[str, Any]  # keyword arguments of the registry builder, inferred from the shapes
+    state: dict[str, Tensor]  # in srtk's names, ready for load_state_dict(strict=True)
+
+
+# In detection order: SPSR before ESRGAN (both use the sequential `model.N` keys), the VGG critic before PCL's E_D
+# (both name their convs `features.N.0`).
+OFFICIAL_LAYOUTS: tuple[OfficialLayout, ...] = (
+    OfficialLayout(
+        "SPSR (Maclory/SPSR SPSRNet)", "spsr", spsr.is_official, spsr.official_key_map, spsr.convert_official
+    ),
+    OfficialLayout(
+        "ESRGAN / BasicSR RRDBNet", "rrdbnet", rrdbnet.is_official, rrdbnet.official_key_map, rrdbnet.convert_official
+    ),
+    OfficialLayout("EDSR-PyTorch EDSR", "edsr", edsr.is_official, edsr.official_key_map, edsr.convert_official),
+    OfficialLayout("EDSR-PyTorch RCAN", "rcan", rcan.is_official, rcan.official_key_map, rcan.convert_official),
+    OfficialLayout(
+        "ESRGAN / BasicSR VGG-128 discriminator",
+        "vgg-128",
+        discriminators.is_official,
+        discriminators.official_key_map,
+        discriminators.convert_official,
+        role="discriminator",
+    ),
+    OfficialLayout(
+        "PCL embedding network E_D",
+        "pcl-embedding",
+        embedding.is_official,
+        embedding.official_key_map,
+        embedding.convert_official,
+        role="discriminator",  # PCL's E_D is a critic whose features embed images (paper 004 sec. III-C)
+    ),
 )
 
 
 def read_official_state_dict(path: Path) -> dict[str, Tensor]:
-    """A .pth state dict loaded without executing pickled code, with training wrappers removed."""
+    """A .pth state dict loaded without executing pickled code, canonicalized (wrappers and prefixes gone)."""
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -120,19 +166,36 @@ def read_official_state_dict(path: Path) -> dict[str, Tensor]:
         raise CheckpointError(f"{path}: not a loadable weights-only checkpoint ({message})") from None
     if not isinstance(raw, Mapping):
         raise CheckpointError(f"{path}: holds a {type(raw).__name__}, not a state dict")
-    return rrdbnet.unwrap_state_dict(raw)
+    state = canonicalize(raw)
+    if not state:
+        raise CheckpointError(f"{path}: holds no tensors (keys {listed([str(key) for key in raw])})")
+    return state
 
 
-def convert_official_checkpoint(path: Path) -> tuple[str, dict[str, Any], dict[str, Tensor], str]:
-    """(architecture, config, srtk state dict, layout name) of an official checkpoint file."""
+def nearest_layout(state: Mapping[str, Tensor]) -> tuple[OfficialLayout, KeyMap, float]:
+    """The layout whose key map knows the largest share of the keys: (layout, its key map, that share)."""
+    scored = []
+    for layout in OFFICIAL_LAYOUTS:
+        key_map = layout.key_map(state)
+        scored.append((layout, key_map, key_map.known_share(state)))
+    return max(scored, key=lambda item: item[2])  # ties: the earlier layout
+
+
+def convert_official_checkpoint(path: Path) -> OfficialCheckpoint:
+    """The layout, registry config and srtk state dict of an official checkpoint file."""
     state = read_official_state_dict(path)
-    for layout, architecture, detect, convert in OFFICIAL_LAYOUTS:
-        if detect(state):
+    for layout in OFFICIAL_LAYOUTS:
+        if layout.detect(state):
             try:
-                config, converted = convert(state)
+                config, converted = layout.convert(state)
             except CheckpointError as error:
                 raise CheckpointError(f"{path}: {error}") from None
-            return architecture, config, converted, layout
-    names = ", ".join(layout for layout, *_ in OFFICIAL_LAYOUTS)
-    sample = ", ".join(list(state)[:3])
-    raise CheckpointError(f"{path}: unknown checkpoint layout (keys {sample}, ...); srtk reads: {names}")
+            return OfficialCheckpoint(layout, config, converted)
+    names = ", ".join(layout.name for layout in OFFICIAL_LAYOUTS)
+    message = f"{path}: unknown checkpoint layout (keys {listed(list(state))})"
+    layout, key_map, share = nearest_layout(state)
+    if share > 0:
+        unknown = [key for key in state if not key_map.lookup(key)[0]]
+        differs = f"unexpected keys {listed(unknown)}" if unknown else "it lacks the keys that identify it"
+        message += f"; nearest known layout: {layout.name}, knowing {share:.0%} of its keys ({differs})"
+    raise CheckpointError(f"{message}; srtk reads: {names}")

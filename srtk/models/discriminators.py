@@ -10,6 +10,8 @@
     different scales". The NSE gives 32 channels at 1/4 resolution (sec. 4.1, 5.1), i.e. 32x32 maps for the
     128x128 HR patches; we keep the VGG family and drop the two lowest-resolution stages (3 stride-2 stages
     instead of 5) so that the classifier still sees a 4x4 map, as in the authors' 32x32 VGG variant.
+- `SRGANDiscriminator`: the discriminator of SRGAN (Ledig et al., CVPR 2017, Fig. 4) on 96x96 HR patches,
+  for training SRGAN as published: eight 3x3 convs (64 -> 512, four of stride 2), two dense layers.
 - `UNetDiscriminator`: the U-Net discriminator of paper 002 sec. 2.3 (after Schonfeld et al., "A U-Net based
   discriminator for GANs", CVPR 2020): a spectrally normalised encoder ending in a global real/fake logit and
   a decoder with skip connections giving a real/fake logit per pixel.
@@ -19,6 +21,7 @@ Convention: inputs NCHW float (RGB in [0, 1], gradient maps, or structure featur
 
 import re
 from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import torch
@@ -27,6 +30,7 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from srtk.errors import CheckpointError, ConfigError
+from srtk.models.official import KeyMap, KeyRule, canonicalize, num_indexed, state_shapes
 
 NEGATIVE_SLOPE = 0.2  # LeakyReLU slope of the ESRGAN/SPSR discriminators (ESRGAN sec. 3; SPSR code)
 MAX_WIDTH_MULTIPLIER = 8  # VGG-style widths double per stage up to 8x the base width (64 -> 512)
@@ -107,10 +111,9 @@ class VGGDiscriminator(nn.Module):
     ) -> None:
         super().__init__()
         downsampling = DOWNSAMPLE_STRIDE**num_stages
-        if num_stages < 1 or input_size < downsampling or input_size % downsampling:
+        if num_stages < 1 or input_size < downsampling:
             raise ConfigError(
-                f"VGGDiscriminator input_size={input_size} must be a positive multiple of "
-                f"2**num_stages = {downsampling}"
+                f"VGGDiscriminator input_size={input_size} must be at least 2**num_stages = {downsampling}"
             )
         self.input_size = input_size
         widths = stage_widths(num_features, num_stages)
@@ -144,7 +147,10 @@ class VGGDiscriminator(nn.Module):
             )
             channels = width
         self.features = nn.Sequential(*blocks)
-        final_size = input_size // downsampling
+        # Each 4x4 stride-2 conv (padding 1) floors an odd size: the SPSR release's 130 px gradient maps end at 4x4.
+        final_size = input_size
+        for _ in range(num_stages):
+            final_size = (final_size + 2 * VGG_DOWN_PADDING - VGG_DOWN_KERNEL_SIZE) // DOWNSAMPLE_STRIDE + 1
         self.classifier = logit_head(channels * final_size * final_size, hidden_features, negative_slope)
         _init_kaiming(self)
 
@@ -163,91 +169,145 @@ def _init_kaiming(module: nn.Module) -> None:
                 nn.init.zeros_(layer.bias)
 
 
+class SRGANDiscriminator(nn.Module):
+    """SRGAN's discriminator (Ledig et al., CVPR 2017, sec. 2.2 and Fig. 4): HR patch -> (N, 1) real/fake logit.
+
+    k3n64s1 + LeakyReLU(0.2); seven conv + BN + LeakyReLU blocks (k3 n64 s2, n128 s1, n128 s2, n256 s1, n256
+    s2, n512 s1, n512 s2), i.e. `num_stages` stages of (3x3 conv, 3x3 stride-2 conv) whose width doubles from
+    64 to 512; Dense(1024) + LeakyReLU + Dense(1). The paper's closing sigmoid is left out: srtk's adversarial
+    losses take logits. A 96x96 input reaches the dense head as a 6x6x512 map, which fixes the input size.
+    """
+
+    def __init__(
+        self,
+        *,
+        in_channels: int = 3,  # RGB
+        num_features: int = 64,  # n64 of the first conv, doubling per stage up to 512 (Fig. 4)
+        num_stages: int = 4,  # four stride-2 convs (Fig. 4): 96 -> 6
+        input_size: int = 96,  # Ledig et al. sec. 3.2: 96x96 HR sub-images
+        hidden_features: int = 1024,  # Dense(1024), Fig. 4
+        conv_bias: bool = False,  # Fig. 4 does not say; a bias before BN is cancelled by its mean subtraction
+        negative_slope: float = NEGATIVE_SLOPE,  # LeakyReLU alpha = 0.2, Ledig et al. sec. 2.2
+    ) -> None:
+        super().__init__()
+        downsampling = DOWNSAMPLE_STRIDE**num_stages
+        if num_stages < 1 or input_size < downsampling or input_size % downsampling:
+            raise ConfigError(
+                f"SRGANDiscriminator input_size={input_size} must be a positive multiple of "
+                f"2**num_stages = {downsampling}"
+            )
+        self.input_size = input_size
+        blocks: list[nn.Module] = []
+        channels = in_channels
+        for stage, width in enumerate(stage_widths(num_features, num_stages)):
+            first = stage == 0  # k3n64s1 sees the image: no BN (Fig. 4), so it keeps its bias
+            for stride in (1, DOWNSAMPLE_STRIDE):
+                batch_norm = not (first and stride == 1)
+                blocks.append(
+                    ConvNormAct(
+                        channels,
+                        width,
+                        kernel_size=VGG_KERNEL_SIZE,
+                        stride=stride,
+                        padding=VGG_KERNEL_SIZE // 2,
+                        batch_norm=batch_norm,
+                        bias=not batch_norm or conv_bias,
+                        negative_slope=negative_slope,
+                    )
+                )
+                channels = width
+        self.features = nn.Sequential(*blocks)
+        final_size = input_size // downsampling
+        self.classifier = logit_head(channels * final_size * final_size, hidden_features, negative_slope)
+
+    def forward(self, hr: Tensor) -> Tensor:
+        require_input_size(hr, self.input_size, "SRGANDiscriminator")
+        feats = self.features(hr)  # (N, 512, input_size/16, input_size/16): 6x6 for 96x96 patches
+        return self.classifier(feats.flatten(1))  # (N, 1) logits
+
+
 # ---- official VGG-discriminator checkpoints ----------------------------------------------------------------
 # Two layouts exist: the ESRGAN/SPSR code ("old arch": features.<i>.0 = conv, features.<i>.1 = BN, conv bias
 # everywhere; classifier.0 / classifier.2) and BasicSR's VGGStyleDiscriminator (conv<s>_<j>, bn<s>_<j>,
-# linear1/linear2; only conv0_0 has a bias).
-_WRAPPER_PREFIXES = ("module.",)  # DataParallel
-_OLD_CONV = re.compile(r"^features\.(\d+)\.0\.weight$")
-_BASICSR_CONV = re.compile(r"^conv(\d+)_([01])\.weight$")
-_BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+# linear1/linear2; only conv0_0 has a bias). Both name the same modules: the inference reads srtk's names.
+ORIGINAL_CRITIC = "ESRGAN/SPSR VGG discriminator"
+BASICSR_CRITIC = "BasicSR VGGStyleDiscriminator"
+_NORM_PARAMS = r"(weight|bias|running_mean|running_var|num_batches_tracked)"
 
 
-def _strip_prefixes(state_dict: dict[str, Tensor], prefixes: tuple[str, ...]) -> dict[str, Tensor]:
-    out = dict(state_dict)
-    for prefix in prefixes:
-        if out and all(key.startswith(prefix) for key in out):
-            out = {key[len(prefix) :]: value for key, value in out.items()}
-    return out
+def _basicsr_block(module: str) -> Callable[[re.Match[str]], str]:
+    """conv<s>_<j> / bn<s>_<j> -> our feature block 2s + j (two blocks per stage)."""
+    return lambda match: f"features.{2 * int(match[1]) + int(match[2])}.{module}.{match[3]}"
 
 
-def is_official(state_dict: dict[str, Tensor]) -> bool:
+_CRITIC_RULES: dict[str, tuple[KeyRule, ...]] = {
+    ORIGINAL_CRITIC: (
+        (r"features\.(\d+)\.0\.(weight|bias)", r"features.\1.conv.\2"),
+        (rf"features\.(\d+)\.1\.{_NORM_PARAMS}", r"features.\1.norm.\2"),
+        (r"classifier\.0\.(weight|bias)", r"classifier.hidden.\1"),
+        (r"classifier\.2\.(weight|bias)", r"classifier.logit.\1"),
+    ),
+    BASICSR_CRITIC: (
+        (r"conv(\d+)_([01])\.(weight|bias)", _basicsr_block("conv")),
+        (rf"bn(\d+)_([01])\.{_NORM_PARAMS}", _basicsr_block("norm")),
+        (r"linear1\.(weight|bias)", r"classifier.hidden.\1"),
+        (r"linear2\.(weight|bias)", r"classifier.logit.\1"),
+    ),
+}
+
+
+def _critic_layout(state: Mapping[str, Tensor]) -> str | None:
+    if "features.0.0.weight" in state and "classifier.0.weight" in state:
+        return ORIGINAL_CRITIC
+    if "conv0_0.weight" in state and "linear1.weight" in state:
+        return BASICSR_CRITIC
+    return None
+
+
+def is_official(state_dict: Mapping[str, Any]) -> bool:
     """True for a VGG-discriminator state dict in the ESRGAN/SPSR or BasicSR layout."""
-    keys = set(_strip_prefixes(state_dict, _WRAPPER_PREFIXES))
-    old = "features.0.0.weight" in keys and "classifier.0.weight" in keys
-    basicsr = "conv0_0.weight" in keys and "linear1.weight" in keys
-    return old or basicsr
+    return _critic_layout(canonicalize(state_dict)) is not None
 
 
-def convert_official(state_dict: dict[str, Tensor]) -> tuple[dict[str, Any], dict[str, Tensor]]:
+def official_key_map(state: Mapping[str, Tensor]) -> KeyMap:
+    """The key map of the critic layout a canonical state dict is in; both together if it is in neither."""
+    layout = _critic_layout(state)
+    if layout is None:
+        return KeyMap("VGG-128 discriminator", tuple(rule for rules in _CRITIC_RULES.values() for rule in rules))
+    return KeyMap(layout, _CRITIC_RULES[layout])
+
+
+def convert_official(state_dict: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Tensor]]:
     """(VGGDiscriminator kwargs inferred from shapes, state dict in srtk keys) of an official checkpoint."""
-    sd = _strip_prefixes(state_dict, _WRAPPER_PREFIXES)
-    if not is_official(sd):
+    state = canonicalize(state_dict)
+    if _critic_layout(state) is None:
         raise CheckpointError("not a VGG-discriminator checkpoint (ESRGAN/SPSR or BasicSR layout)")
-    # Official conv key prefix of each of our `features` blocks, in order, and of the BN beside it.
-    conv_prefixes: list[str] = []
-    norm_prefixes: list[str | None] = []
-    if "features.0.0.weight" in sd:
-        indices = sorted(int(m.group(1)) for key in sd if (m := _OLD_CONV.match(key)))
-        for index in indices:
-            conv_prefixes.append(f"features.{index}.0")
-            norm_prefixes.append(f"features.{index}.1" if index > 0 else None)
-        hidden, logit = "classifier.0", "classifier.2"
-    else:
-        stages = sorted({(int(m.group(1)), int(m.group(2))) for key in sd if (m := _BASICSR_CONV.match(key))})
-        for stage, sub in stages:
-            conv_prefixes.append(f"conv{stage}_{sub}")
-            norm_prefixes.append(f"bn{stage}_{sub}" if (stage, sub) != (0, 0) else None)
-        hidden, logit = "linear1", "linear2"
-    if len(conv_prefixes) < 2 or len(conv_prefixes) % 2:
-        raise CheckpointError(f"VGG discriminator with {len(conv_prefixes)} convs: expected pairs per stage")
-
-    first = sd[f"{conv_prefixes[0]}.weight"]
-    num_features, in_channels = first.shape[:2]
-    num_stages = len(conv_prefixes) // 2
+    renamed = official_key_map(state).rename(state)
+    num_convs = num_indexed(renamed.tensors, r"features\.(\d+)\.conv\.weight")
+    if num_convs < 2 or num_convs % 2:
+        raise CheckpointError(f"VGG discriminator with {num_convs} convs: expected pairs per stage")
+    num_features, in_channels = renamed.require("features.0.conv.weight").shape[:2]
+    num_stages = num_convs // 2
     widths = stage_widths(num_features, num_stages)
-    found = [sd[f"{prefix}.weight"].shape[0] for prefix in conv_prefixes]
-    if found != [w for w in widths for _ in range(2)]:
+    found = [renamed.require(f"features.{block}.conv.weight").shape[0] for block in range(num_convs)]
+    if found != [width for width in widths for _ in range(2)]:
         raise CheckpointError(f"VGG discriminator widths {found} are not the VGG-style {widths} progression")
-    hidden_weight = sd[f"{hidden}.weight"]
-    final_area = hidden_weight.shape[1] // widths[-1]
-    final_size = round(final_area**0.5)
+    hidden_weight = renamed.require("classifier.hidden.weight")
+    final_size = round((hidden_weight.shape[1] / widths[-1]) ** 0.5)
     if final_size * final_size * widths[-1] != hidden_weight.shape[1]:
         raise CheckpointError(f"classifier input {hidden_weight.shape[1]} is not {widths[-1]} x a square map")
-    kwargs: dict[str, Any] = {
+    for block in range(1, num_convs):  # pre-0.4.1 PyTorch saved no BN step count: start it at 0, as a fresh BN
+        if f"features.{block}.norm.running_mean" in renamed.tensors:
+            renamed.default(f"features.{block}.norm.num_batches_tracked", torch.tensor(0))
+    config: dict[str, Any] = {
         "in_channels": int(in_channels),
         "num_features": int(num_features),
         "num_stages": num_stages,
         "input_size": final_size * DOWNSAMPLE_STRIDE**num_stages,
         "hidden_features": int(hidden_weight.shape[0]),
-        "conv_bias": f"{conv_prefixes[1]}.bias" in sd,
+        "conv_bias": "features.1.conv.bias" in renamed.tensors,
     }
-
-    out: dict[str, Tensor] = {}
-    for block, (conv, norm) in enumerate(zip(conv_prefixes, norm_prefixes, strict=True)):
-        out[f"features.{block}.conv.weight"] = sd[f"{conv}.weight"]
-        if f"{conv}.bias" in sd:
-            out[f"features.{block}.conv.bias"] = sd[f"{conv}.bias"]
-        if norm is not None:
-            for name in _BN_KEYS:
-                if f"{norm}.{name}" in sd:
-                    out[f"features.{block}.norm.{name}"] = sd[f"{norm}.{name}"]
-            if f"{norm}.num_batches_tracked" not in sd:  # absent from pre-0.4.1 PyTorch checkpoints
-                out[f"features.{block}.norm.num_batches_tracked"] = torch.tensor(0)
-    for ours, theirs in (("hidden", hidden), ("logit", logit)):
-        out[f"classifier.{ours}.weight"] = sd[f"{theirs}.weight"]
-        out[f"classifier.{ours}.bias"] = sd[f"{theirs}.bias"]
-    return kwargs, out
+    return config, renamed.finish(state_shapes(VGGDiscriminator, config))
 
 
 # ---- U-Net discriminator (paper 002 sec. 2.3) --------------------------------------------------------------

@@ -6,12 +6,14 @@ residual scaling 0.1 (sec. 3.2). PCL-SR (paper 004, Table II) calls them EDSR-S 
 
 The EDSR-PyTorch models take RGB in [0, 255] (rgb_range 255) and shift it by 255 * DIV2K mean; srtk's take
 [0, 1]. `convert_official` absorbs the range into the first and last convolutions, so the converted model is
-the same function: srtk(x) == official(255 x) / 255. The helpers below are shared with RCAN (same code base).
+the same function: srtk(x) == official(255 x) / 255. The key map of the EDSR-PyTorch ends (`END_RULES`, with
+`official_ends_config` and `pixel_range_transforms`) is shared with RCAN, written in the same code base.
 """
 
 import math
 import re
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -26,6 +28,15 @@ from srtk.models.blocks import (
     RGBMeanShift,
     conv2d,
     upsample_stage_factors,
+)
+from srtk.models.official import (
+    KeyMap,
+    KeyRule,
+    RenamedState,
+    ValueTransform,
+    canonicalize,
+    num_indexed,
+    state_shapes,
 )
 
 # EDSR sec. 3.2: with 256 features training is unstable unless residuals are scaled by 0.1; the official
@@ -110,121 +121,96 @@ def official_rgb_range(state_dict: Mapping[str, Tensor]) -> float:
     return round(float(ratio.mean()), RGB_RANGE_DECIMALS)
 
 
-def count_official_indices(state_dict: Mapping[str, Tensor], template: str, step: int = 1) -> int:
-    """How many consecutive indices 0, step, 2 step, ... fill `template` with a key of the state dict."""
-    count = 0
-    while template.format(count * step) in state_dict:
-        count += 1
-    return count
+def _upsampler_stage(match: re.Match[str]) -> str:
+    return f"upsampler.stages.{int(match[1]) // 2}.conv.{match[2]}"
 
 
-def require_official(state_dict: Mapping[str, Tensor], key: str) -> Tensor:
-    """The tensor under `key`; a missing key is a CheckpointError naming it."""
-    if key not in state_dict:
-        raise CheckpointError(f"official checkpoint lacks {key!r}")
-    return state_dict[key]
+# The ends every EDSR-PyTorch model shares (EDSR, RCAN, HAN, NLSN): mean shifts, head, the sub-pixel upsampler
+# (a Sequential of [conv, PixelShuffle] per stage: convs at even indices) and the reconstruction conv.
+END_RULES: tuple[KeyRule, ...] = (
+    (r"(?:sub|add)_mean\.(?:weight|bias)", None),  # read by official_rgb_range; ours are fixed buffers
+    (r"head\.0\.(weight|bias)", r"head.\1"),
+    (r"tail\.0\.(\d*[02468])\.(weight|bias)", _upsampler_stage),
+    (r"tail\.1\.(weight|bias)", r"reconstruction.\1"),
+)
 
 
-def copy_official_conv(out: dict[str, Tensor], state_dict: Mapping[str, Tensor], official: str, ours: str) -> None:
-    """Copy the weight and bias of the official conv `official` to srtk's conv `ours`."""
-    for param in ("weight", "bias"):
-        out[f"{ours}.{param}"] = require_official(state_dict, f"{official}.{param}")
+def pixel_range_transforms(rgb_range: float) -> dict[str, ValueTransform]:
+    """Absorb EDSR-PyTorch's [0, rgb_range] pixels into the first and last convs: the same function on [0, 1]."""
+    return {
+        # Official head sees rgb_range * (x - mean); ours sees (x - mean): scale the weight, keep the bias.
+        "head.weight": lambda weight: weight * rgb_range,
+        # Official output is rgb_range * (ours - mean) + rgb_range * mean: divide the last conv by the range.
+        "reconstruction.weight": lambda weight: weight / rgb_range,
+        "reconstruction.bias": lambda bias: bias / rgb_range,
+    }
 
 
-def convert_official_ends(
-    state_dict: Mapping[str, Tensor],
-) -> tuple[dict[str, int], dict[str, Tensor], set[str]]:
-    """Head, upsampler and reconstruction of any EDSR-PyTorch model (EDSR, RCAN, HAN, NLSN share them).
-
-    Returns (kwargs scale/num_features, srtk state dict of head/upsampler/reconstruction with the pixel
-    range absorbed, the official keys consumed).
-    """
-    head_weight = require_official(state_dict, "head.0.weight")
-    num_features, in_channels = head_weight.shape[:2]
+def official_ends_config(renamed: RenamedState) -> dict[str, int]:
+    """`scale` and `num_features` of an EDSR-PyTorch model, from its renamed head and upsampler convs."""
+    num_features, in_channels = renamed.require("head.weight").shape[:2]
     if in_channels != RGB_CHANNELS:
-        raise CheckpointError(f"head.0.weight takes {in_channels} channels; srtk models are RGB")
-    rgb_range = official_rgb_range(state_dict)
-
-    # The official upsampler is a Sequential of [conv, PixelShuffle] per stage: convs at even indices.
-    num_stages = count_official_indices(state_dict, "tail.0.{}.weight", step=2)
+        raise CheckpointError(f"{renamed.sources['head.weight']} takes {in_channels} channels; srtk models are RGB")
     factors = []
-    for stage in range(num_stages):
-        channels = state_dict[f"tail.0.{2 * stage}.weight"].shape[0]
+    for stage in range(num_indexed(renamed.tensors, r"upsampler\.stages\.(\d+)\.conv\.weight")):
+        key = f"upsampler.stages.{stage}.conv.weight"
+        channels = renamed.require(key).shape[0]
         factor = math.isqrt(channels // num_features)
         if factor * factor * num_features != channels:
-            raise CheckpointError(f"tail.0.{2 * stage}.weight has {channels} outputs: not F * factor^2")
+            raise CheckpointError(f"{renamed.sources[key]} has {channels} outputs: not F * factor^2")
         factors.append(factor)
     scale = math.prod(factors)
     try:
-        supported = num_stages > 0 and upsample_stage_factors(scale) == factors
+        supported = bool(factors) and upsample_stage_factors(scale) == factors
     except ValueError:
         supported = False
     if not supported:
         raise CheckpointError(f"upsampler stages {factors} do not form a supported scale")
-
-    out: dict[str, Tensor] = {}
-    copy_official_conv(out, state_dict, "head.0", "head")
-    # Official head sees rgb_range * (x - mean); ours sees (x - mean): scale the weight, keep the bias.
-    out["head.weight"] = head_weight * rgb_range
-    for stage in range(num_stages):
-        copy_official_conv(out, state_dict, f"tail.0.{2 * stage}", f"upsampler.stages.{stage}.conv")
-    # Official output is rgb_range * (ours - mean) + rgb_range * mean: divide the last conv by the range.
-    copy_official_conv(out, state_dict, "tail.1", "reconstruction")
-    out["reconstruction.weight"] = out["reconstruction.weight"] / rgb_range
-    out["reconstruction.bias"] = out["reconstruction.bias"] / rgb_range
-
-    used = {
-        "sub_mean.weight",
-        "sub_mean.bias",
-        "add_mean.weight",
-        "add_mean.bias",
-        "head.0.weight",
-        "head.0.bias",
-    }
-    used |= {f"tail.0.{2 * stage}.{param}" for stage in range(num_stages) for param in ("weight", "bias")}
-    used |= {"tail.1.weight", "tail.1.bias"}
-    return {"scale": scale, "num_features": int(num_features)}, out, used
+    return {"scale": scale, "num_features": int(num_features)}
 
 
-def check_all_used(state_dict: Mapping[str, Tensor], used: set[str], layout: str) -> None:
-    """A key the map does not know means a different architecture: fail rather than load half of it."""
-    unknown = sorted(set(state_dict) - used)
-    if unknown:
-        shown = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
-        raise CheckpointError(f"{len(unknown)} key(s) unknown to the {layout} layout: {shown}")
-
-
+LAYOUT = "EDSR-PyTorch EDSR"
 _EDSR_BLOCK_KEY = re.compile(r"body\.\d+\.body\.[02]\.(weight|bias)")
 
 
-def is_official(state_dict: Mapping[str, Tensor]) -> bool:
+def is_official(state_dict: Mapping[str, Any]) -> bool:
     """True for an EDSR-PyTorch EDSR state dict (RCAN, HAN and NLSN nest their blocks differently)."""
-    keys = set(state_dict)
+    keys = set(canonicalize(state_dict))
     if not {"head.0.weight", "body.0.body.0.weight", "tail.1.weight"} <= keys:
         return False
     return all(_EDSR_BLOCK_KEY.fullmatch(key) for key in keys if key.startswith("body.") and ".body." in key)
 
 
+def official_key_map(state: Mapping[str, Tensor]) -> KeyMap:
+    """The key map of EDSR-PyTorch's EDSR for a canonical state dict (its block count places the trunk conv)."""
+    num_blocks = num_indexed(state, r"body\.(\d+)\.body\.0\.weight")
+    return KeyMap(
+        LAYOUT,
+        (
+            *END_RULES,
+            (r"body\.(\d+)\.body\.0\.(weight|bias)", r"blocks.\1.conv1.\2"),
+            (r"body\.(\d+)\.body\.2\.(weight|bias)", r"blocks.\1.conv2.\2"),
+            (rf"body\.{num_blocks}\.(weight|bias)", r"trunk_conv.\1"),  # the conv after the last block
+        ),
+    )
+
+
 def convert_official(
-    state_dict: Mapping[str, Tensor], *, res_scale: float | None = None
+    state_dict: Mapping[str, Any], *, res_scale: float | None = None
 ) -> tuple[dict[str, float | int], dict[str, Tensor]]:
     """EDSR-PyTorch EDSR state dict -> (EDSR kwargs, srtk state dict); same function on [0, 1] images.
 
     Blocks, features and scale come from the shapes. The residual scaling leaves no trace in the weights:
     pass `res_scale`, or leave None for the official presets (0.1 for 256 features, 1.0 otherwise).
     """
-    if not is_official(state_dict):
-        raise CheckpointError("not an EDSR-PyTorch EDSR state dict (head.0 / body.N.body.0 / tail.1 keys)")
-    kwargs, out, used = convert_official_ends(state_dict)
-    num_blocks = count_official_indices(state_dict, "body.{}.body.0.weight")
-    for block in range(num_blocks):
-        copy_official_conv(out, state_dict, f"body.{block}.body.0", f"blocks.{block}.conv1")
-        copy_official_conv(out, state_dict, f"body.{block}.body.2", f"blocks.{block}.conv2")
-        used |= {f"body.{block}.body.{conv}.{param}" for conv in (0, 2) for param in ("weight", "bias")}
-    copy_official_conv(out, state_dict, f"body.{num_blocks}", "trunk_conv")  # the conv after the last block
-    used |= {f"body.{num_blocks}.weight", f"body.{num_blocks}.bias"}
-    check_all_used(state_dict, used, "EDSR-PyTorch EDSR")
-
+    state = canonicalize(state_dict)
+    rgb_range = official_rgb_range(state)
+    renamed = official_key_map(state).rename(state)
+    config: dict[str, float | int] = {
+        **official_ends_config(renamed),
+        "num_blocks": num_indexed(renamed.tensors, r"blocks\.(\d+)\..*"),
+    }
     if res_scale is None:
-        res_scale = LARGE_RES_SCALE if kwargs["num_features"] == LARGE_NUM_FEATURES else BASELINE_RES_SCALE
-    return {**kwargs, "num_blocks": num_blocks, "res_scale": res_scale}, out
+        res_scale = LARGE_RES_SCALE if config["num_features"] == LARGE_NUM_FEATURES else BASELINE_RES_SCALE
+    config["res_scale"] = res_scale
+    return config, renamed.finish(state_shapes(EDSR, config), pixel_range_transforms(rgb_range))

@@ -15,6 +15,7 @@ Convention: images RGB, NCHW, float in [0, 1], even height and width.
 """
 
 import re
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import torch
@@ -23,6 +24,7 @@ from torch import Tensor, nn
 
 from srtk.errors import CheckpointError, ConfigError
 from srtk.models.discriminators import DOWNSAMPLE_STRIDE, NEGATIVE_SLOPE, ConvNormAct, logit_head, require_input_size
+from srtk.models.official import KeyMap, KeyRule, canonicalize, num_indexed, state_shapes
 
 HAAR_SIZE = 2  # the Haar filters are 2x2, applied with stride 2
 NUM_BANDS = 4  # LL, LH, HL, HH
@@ -102,7 +104,7 @@ class EmbeddingNetwork(nn.Module):
         num_features: int = 64,  # width of the first two blocks (EDSR-code discriminator)
         num_blocks: int = 8,  # conv-BN-LeakyReLU blocks; every second one has stride 2
         hidden_features: int = 1024,  # first FC layer (EDSR-code discriminator)
-        input_size: int = 192,  # HR patch: 48x48 LR patches at x4 (sec. IV-A)
+        input_size: int = 192,  # HR patch: 48x48 LR patches (sec. III-E) at x4 (sec. IV-A)
         num_feature_layers: int = 4,  # "the first 4 intermediate layers ... L is 4 as default" (sec. III-D)
         negative_slope: float = NEGATIVE_SLOPE,
     ) -> None:
@@ -157,59 +159,63 @@ class EmbeddingNetwork(nn.Module):
 # ---- the PCL authors' checkpoints -------------------------------------------------------------------------
 # Their discriminator: features.<2k>.0 = conv of block k, features.<2k>.1 = its BN (odd indices are the
 # activations); classifier.1 / classifier.3 = the FC layers; DWT2.* = pytorch_wavelets filter buffers. Saved
-# inside their loss module ("loss_module.1.") or DataParallel ("module.").
-_WRAPPER_PREFIXES = ("module.", "loss_module.1.")
-_CONV = re.compile(r"^features\.(\d+)\.0\.weight$")
-_BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+# bare, or inside their loss module beside the other loss terms (`loss_module.1.`): E_D's keys are under it.
+LAYOUT = "PCL embedding network E_D"
+LOSS_MODULE_PREFIX = "loss_module.1."
+_E_D = rf"(?:{re.escape(LOSS_MODULE_PREFIX)})?"  # E_D's keys, bare or under the loss module
+_EVEN = r"(\d*[02468])"  # conv blocks sit at the even indices of `features`
+_NORM_PARAMS = r"(weight|bias|running_mean|running_var|num_batches_tracked)"
 
 
-def _strip(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
-    out = dict(state_dict)
-    for prefix in _WRAPPER_PREFIXES:
-        inside = {key[len(prefix) :]: value for key, value in out.items() if key.startswith(prefix)}
-        if inside:
-            out = inside
-    return out
+def _block(module: str) -> Callable[[re.Match[str]], str]:
+    return lambda match: f"blocks.{int(match[1]) // 2}.{module}.{match[2]}"
 
 
-def is_official(state_dict: dict[str, Tensor]) -> bool:
+_RULES: tuple[KeyRule, ...] = (
+    (rf"{_E_D}features\.{_EVEN}\.0\.(weight)", _block("conv")),  # bias-free convs
+    (rf"{_E_D}features\.{_EVEN}\.1\.{_NORM_PARAMS}", _block("norm")),
+    (rf"{_E_D}classifier\.1\.(weight|bias)", r"classifier.hidden.\1"),
+    (rf"{_E_D}classifier\.3\.(weight|bias)", r"classifier.logit.\1"),
+    (rf"{_E_D}DWT2\.h[01]_(?:col|row)", None),  # their fixed Haar filters; ours is a buffer
+    (r"loss_module\.(?!1\.)\d+\..*", None),  # the other loss terms saved beside E_D
+)
+
+
+def is_official(state_dict: Mapping[str, Any]) -> bool:
     """True for a PCL-authors E_D state dict (EDSR-code discriminator layout, conv bias-free)."""
-    sd = _strip(state_dict)
-    return "features.0.0.weight" in sd and "classifier.1.weight" in sd and "features.0.0.bias" not in sd
+    keys = set(canonicalize(state_dict))
+
+    def has(key: str) -> bool:
+        return key in keys or LOSS_MODULE_PREFIX + key in keys
+
+    return has("features.0.0.weight") and has("classifier.1.weight") and not has("features.0.0.bias")
 
 
-def convert_official(state_dict: dict[str, Tensor]) -> tuple[dict[str, Any], dict[str, Tensor]]:
+def official_key_map(state: Mapping[str, Tensor]) -> KeyMap:
+    """The key map of the PCL authors' E_D (the same for every canonical state dict)."""
+    return KeyMap(LAYOUT, _RULES)
+
+
+def convert_official(state_dict: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Tensor]]:
     """(EmbeddingNetwork kwargs inferred from shapes, state dict in srtk keys) of a PCL-authors E_D."""
-    sd = _strip(state_dict)
-    if not is_official(sd):
+    state = canonicalize(state_dict)
+    if not is_official(state):
         raise CheckpointError("not a PCL embedding-network checkpoint (features.<i>.0 / classifier.1 layout)")
-    indices = sorted(int(m.group(1)) for key in sd if (m := _CONV.match(key)))
-    if indices != list(range(0, 2 * len(indices), 2)):
-        raise CheckpointError(f"PCL discriminator convs at features.{indices}: expected every second index")
-    first = sd["features.0.0.weight"]
-    num_features, band_channels = first.shape[:2]
+    renamed = official_key_map(state).rename(state)
+    num_blocks = num_indexed(renamed.tensors, r"blocks\.(\d+)\.conv\.weight")
+    num_features, band_channels = renamed.require("blocks.0.conv.weight").shape[:2]
     if band_channels % NUM_HIGH_BANDS:
         raise CheckpointError(f"first conv takes {band_channels} channels: not 3 sub-bands per colour")
-    num_blocks = len(indices)
-    hidden = sd["classifier.1.weight"]
-    last_width = num_features * 2 ** ((num_blocks - 1) // 2)
+    last_width = renamed.require(f"blocks.{num_blocks - 1}.conv.weight").shape[0]
+    hidden = renamed.require("classifier.hidden.weight")
     final_size = round((hidden.shape[1] / last_width) ** 0.5)
     if final_size * final_size * last_width != hidden.shape[1]:
         raise CheckpointError(f"classifier input {hidden.shape[1]} is not {last_width} x a square map")
-    kwargs: dict[str, Any] = {
+    config: dict[str, Any] = {
         "in_channels": int(band_channels) // NUM_HIGH_BANDS,
         "num_features": int(num_features),
         "num_blocks": num_blocks,
         "hidden_features": int(hidden.shape[0]),
         "input_size": final_size * HAAR_SIZE * DOWNSAMPLE_STRIDE ** (num_blocks // 2),
     }
-    out: dict[str, Tensor] = {}
-    for block, index in enumerate(indices):
-        out[f"blocks.{block}.conv.weight"] = sd[f"features.{index}.0.weight"]
-        for name in _BN_KEYS:
-            if f"features.{index}.1.{name}" in sd:
-                out[f"blocks.{block}.norm.{name}"] = sd[f"features.{index}.1.{name}"]
-    for ours, theirs in (("hidden", "classifier.1"), ("logit", "classifier.3")):
-        out[f"classifier.{ours}.weight"] = sd[f"{theirs}.weight"]
-        out[f"classifier.{ours}.bias"] = sd[f"{theirs}.bias"]
-    return kwargs, out
+    return config, renamed.finish(state_shapes(EmbeddingNetwork, config))

@@ -13,10 +13,34 @@ Two branches (sec. 3.1, Fig. 1):
   branches whose residual features are all fused by a 1x1 gating conv, plus a module residual; eq. 19-24)
   with a Large-Receptive-field Spatial Attention Module (LRSAM, sec. 3.3.2, Fig. 4) at every branch's tail.
 
-The paper gives no channel widths and the PDF text is ambiguous in places. Every choice below is the
-reading whose parameter count reproduces the paper's x4 figure (8.18M, Table 4; srtk: 8,189,161) with a MAC
-count near its 1098G (srtk: 1011G at a 1280x720 output); the choices are marked "reading:" in comments. The
-layout follows DRN (ref. [40], which GPSR compares with): the encoder skips keep every decoder n * 2^N wide.
+The paper gives no channel widths and the PDF text is ambiguous in places; the choices are marked "reading:"
+in comments. At x4 they give 8,189,161 parameters (Table 4: 8.18M, so 0.11% above; the window 8.18M +- 0.005M
+is hit only by stacking two unmotivated tweaks, e.g. ESA's extra 1x1 conv in LRSAM plus 1x1 convs after the
+decoder pixel shuffles) and 1011G MACs at a 1280x720 output (Table 4: 1098G).
+
+Widths across scales. Table 4 has 8.18M / 1098G at x4 and 14.42M / 382G at x8 (same 1280x720 output). No
+reading of the widths that we tried gives both parameter counts from one set of constants (x8 counts):
+- widths per resolution (n = 16 at every scale, the encoder doubling to n * 2^N): 37,683,756 (1875G);
+- encoder doubling capped at 64 channels (n = 16): 28,160,748;
+- widths per level counted from the LR end, DRN's rule (ref. [40]; its released settings halve n from 16 at
+  x4 to 8 at x8 for DRN-S, 20 to 10 for DRN-L, so the first decoder keeps n * 2^N): n * 2^N = 64 gives
+  9,438,108 (469G);
+- one free width at x8: n = 9 gives 11,916,412, n = 10 gives 14,736,312; 14.42M lies between two integers;
+- 4,608 combinations of the unspecified details, each with n * 2^N = 16..160 in steps of 4: F'_j as wide as
+  its skip or half the decoder input (sec. 3.1: the decoder "halving the channel dimension"); F_k^grad as wide
+  as the skip, constant, halving, or as wide as F'_k; F_0^grad at n * 2^N, n, half or twice n * 2^N; DRN's
+  encoder conv order; 1x1 or 3x3 convs after the pixel shuffles and in RS3AM-G; LRSAM squeeze ratio 2/4/8 with
+  1-3 convs, with or without ESA's extra 1x1. The 77 within 8.18M +- 0.005M at x4 give x8 counts that jump
+  from 13.69M to 15.22M: none within 0.7M of 14.42M.
+Table 4's FLOPs point the same way: at the same output, x8 costs a third of x4 with 1.76x its
+parameters, so about 70% of the x8 parameters would have to run at LR size (160x90), with narrow high-res
+decoders. Under DRN's rule x8 is the x4 network at half resolution (1098G / 4 = 275G) plus a top level at
+HR / 2, whose remaining 107G pay for about 0.5M parameters there, not the 6.24M the parameter gap needs; under
+per-resolution widths x8 contains the x4 network at full resolution (>= 1098G).
+`scale` therefore selects DRN's rule, GPSR's closest published precedent (its SR branch, eq. 1-7, mirrors
+DRN's: bicubic input, stride-2 encoders with Leaky ReLU, skip concatenation; Table 4 compares with DRN) and the
+reading closest to Table 4 in both columns: n * 2^N = DECODER_FEATURES at every scale, x4 8,189,161 / 1011G
+and x8 9,438,108 (-35% against 14.42M) / 469G (+23% against 382G).
 Convention: RGB, NCHW, float in [0, 1] in and out.
 """
 
@@ -36,9 +60,10 @@ RGB_CHANNELS = 3
 # reading: every "Conv" of the paper is 3x3 unless it only mixes channels (CRFS gates, LRSAM squeeze/restore).
 KERNEL_SIZE = 3
 UPSAMPLE_FACTOR = 2  # each decoder / gradient module doubles the size (eq. 4-5, 11)
-# Not in the paper: the x8 width closest to its 14.42M parameters (Table 4): 10 gives 14.74M (8 would give
-# 9.44M, 16 gives 37.7M). The paper's x8 FLOPs (382G, below its x4 1098G) fit no width of this layout.
-X8_NUM_FEATURES = 10
+# reading: the width of F_N and of the first decoder, n * 2^N with N = log2(scale) (paper 003 sec. 4.1.3), is
+# the same at every scale (DRN's rule, ref. [40]; module docstring): n = 16 at x4 is the width of Table 4's 8.18M
+# (srtk 8,189,161), so n = 8 at x8 (9,438,108; the paper's 14.42M fits no reading we found).
+DECODER_FEATURES = 64
 
 # Builds the attention of a branch given its width (keyword `num_features`): a configured LRSAM.
 AttentionFactory = Callable[..., nn.Module]
@@ -284,16 +309,17 @@ class GradientModule(nn.Module):
 class GPSR(nn.Module):
     """GPSR generator (paper 003, sec. 3, Fig. 1). LR RGB in [0, 1] -> GPSROutput(sr, gradient_maps).
 
-    Widths: F_0 has num_features (n) channels; encoder l has n * 2^l; every decoder works at n * 2^N channels
-    (the first on F_N, the others on [F_{N-j}, F'_j, F_j^grad] = 3 * n * 2^(N-j)); gradient module k works
-    at n * 2^(N-k+1), the width of the encoder features of the same size.
+    Widths: F_0 has num_features (n) channels, n = DECODER_FEATURES / 2^N unless given; encoder l has n * 2^l;
+    decoder 1 works on F_N (n * 2^N channels), decoder j > 1 on F_{j+N-1} = [F_{N-j+1}, F'_{j-1}, F_{j-1}^grad]
+    (3 * n * 2^(N-j+1)); gradient module k works at n * 2^(N-k+1), the width of the encoder features of the
+    same size.
     """
 
     def __init__(
         self,
         *,
         scale: int = 4,  # x4 and x8 in the paper (sec. 4.3)
-        num_features: int = 16,  # not in the paper: the width that gives its 8.18M parameters at x4 (Table 4)
+        num_features: int | None = None,  # n; None: DECODER_FEATURES / 2^N, 16 at x4 (Table 4's 8.18M), 8 at x8
         num_modules: int = 4,  # M RS3AM-SR per decoder = RS3AM-G branches (sec. 4.1.3: M = 4)
         num_residual_blocks: int = 4,  # residual features per CRFS (eq. 19: i = 1..4; Fig. 5 with M = 4)
         attention_reduction: int = 4,  # LRSAM squeeze ratio, see LRSAM
@@ -309,8 +335,14 @@ class GPSR(nn.Module):
         num_levels = round(math.log2(scale)) if scale > 1 else 0
         if scale < UPSAMPLE_FACTOR or UPSAMPLE_FACTOR**num_levels != scale:
             raise ConfigError(f"GPSR needs a power-of-two scale >= 2 (N = log2 scale, sec. 4.1.3), got {scale}")
+        if num_features is None:
+            if DECODER_FEATURES % UPSAMPLE_FACTOR**num_levels:
+                raise ConfigError(f"GPSR x{scale}: give num_features, {DECODER_FEATURES} is not n * 2^{num_levels}")
+            num_features = DECODER_FEATURES // UPSAMPLE_FACTOR**num_levels
         self.scale = scale
         self.use_gradient_branch = use_gradient_branch
+        # srtk.models.capabilities: without GGS there are no gradient maps to supervise.
+        self.outputs = frozenset({"sr", "gradient_maps"} if use_gradient_branch else {"sr"})
         attention: AttentionFactory | None = None
         if use_lrsam:
             attention = partial(

@@ -7,10 +7,10 @@ sub-pixel upsampler. About 15.6M parameters at x4.
 """
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from torch import Tensor, nn
 
-from srtk.errors import CheckpointError
 from srtk.models.backbone import SRBackbone, run_blocks
 from srtk.models.blocks import (
     RGB_CHANNELS,
@@ -19,13 +19,8 @@ from srtk.models.blocks import (
     RGBMeanShift,
     conv2d,
 )
-from srtk.models.edsr import (
-    check_all_used,
-    convert_official_ends,
-    copy_official_conv,
-    count_official_indices,
-    require_official,
-)
+from srtk.models.edsr import END_RULES, official_ends_config, official_rgb_range, pixel_range_transforms
+from srtk.models.official import KeyMap, canonicalize, num_indexed, state_shapes
 
 
 class RCAN(SRBackbone):
@@ -81,45 +76,50 @@ class RCAN(SRBackbone):
 
 # --- official checkpoints ---------------------------------------------------------------------------------
 
+LAYOUT = "EDSR-PyTorch RCAN"
 _HAN_ONLY_KEYS = ("la.gamma", "csa.gamma", "last_conv.weight")
 
 
-def is_official(state_dict: Mapping[str, Tensor]) -> bool:
+def is_official(state_dict: Mapping[str, Any]) -> bool:
     """True for the RCAN authors' state dict (HAN extends it with la/csa/last keys: not RCAN)."""
-    keys = set(state_dict)
+    keys = set(canonicalize(state_dict))
     if not {"head.0.weight", "body.0.body.0.body.0.weight", "tail.1.weight"} <= keys:
         return False
     return not any(key in keys for key in _HAN_ONLY_KEYS)
 
 
-def convert_official(state_dict: Mapping[str, Tensor]) -> tuple[dict[str, int], dict[str, Tensor]]:
+def official_key_map(state: Mapping[str, Tensor]) -> KeyMap:
+    """The key map of the RCAN authors' layout for a canonical state dict (its sizes place the group convs)."""
+    num_groups = num_indexed(state, r"body\.(\d+)\.body\.0\.body\.0\.weight")
+    blocks_per_group = num_indexed(state, r"body\.0\.body\.(\d+)\.body\.0\.weight")
+    block = r"body\.(\d+)\.body\.(\d+)\.body"  # body.G.body.B.body.*: RCAB B of residual group G
+    return KeyMap(
+        LAYOUT,
+        (
+            *END_RULES,
+            (rf"{block}\.0\.(weight|bias)", r"groups.\1.blocks.\2.conv1.\3"),
+            (rf"{block}\.2\.(weight|bias)", r"groups.\1.blocks.\2.conv2.\3"),
+            (rf"{block}\.3\.conv_du\.0\.(weight|bias)", r"groups.\1.blocks.\2.attention.down.\3"),
+            (rf"{block}\.3\.conv_du\.2\.(weight|bias)", r"groups.\1.blocks.\2.attention.up.\3"),
+            (rf"body\.(\d+)\.body\.{blocks_per_group}\.(weight|bias)", r"groups.\1.conv.\2"),  # closes a group
+            (rf"body\.{num_groups}\.(weight|bias)", r"trunk_conv.\1"),  # after the last group
+        ),
+    )
+
+
+def convert_official(state_dict: Mapping[str, Any]) -> tuple[dict[str, int], dict[str, Tensor]]:
     """RCAN authors' state dict -> (RCAN kwargs, srtk state dict); the same function on [0, 1] images.
 
     Groups, blocks per group, features, reduction and scale come from the shapes.
     """
-    if not is_official(state_dict):
-        raise CheckpointError("not an official RCAN state dict (head.0 / body.G.body.B.body.0 / tail.1 keys)")
-    kwargs, out, used = convert_official_ends(state_dict)
-    num_groups = count_official_indices(state_dict, "body.{}.body.0.body.0.weight")
-    blocks_per_group = count_official_indices(state_dict, "body.0.body.{}.body.0.weight")
-    squeezed = require_official(state_dict, "body.0.body.0.body.3.conv_du.0.weight").shape[0]
-    reduction = kwargs["num_features"] // squeezed
-    official_names = {"body.0": "conv1", "body.2": "conv2", "body.3.conv_du.0": "attention.down"}
-    official_names["body.3.conv_du.2"] = "attention.up"
-    for group in range(num_groups):
-        for block in range(blocks_per_group):
-            for official, ours in official_names.items():
-                official_key = f"body.{group}.body.{block}.{official}"
-                copy_official_conv(out, state_dict, official_key, f"groups.{group}.blocks.{block}.{ours}")
-                used |= {f"{official_key}.{param}" for param in ("weight", "bias")}
-        copy_official_conv(out, state_dict, f"body.{group}.body.{blocks_per_group}", f"groups.{group}.conv")
-        used |= {f"body.{group}.body.{blocks_per_group}.{param}" for param in ("weight", "bias")}
-    copy_official_conv(out, state_dict, f"body.{num_groups}", "trunk_conv")
-    used |= {f"body.{num_groups}.weight", f"body.{num_groups}.bias"}
-    check_all_used(state_dict, used, "official RCAN")
-    return {
-        **kwargs,
-        "num_groups": num_groups,
-        "blocks_per_group": blocks_per_group,
-        "reduction": int(reduction),
-    }, out
+    state = canonicalize(state_dict)
+    rgb_range = official_rgb_range(state)
+    renamed = official_key_map(state).rename(state)
+    config = official_ends_config(renamed)
+    squeezed = renamed.require("groups.0.blocks.0.attention.down.weight").shape[0]  # C / r channels
+    config |= {
+        "num_groups": num_indexed(renamed.tensors, r"groups\.(\d+)\..*"),
+        "blocks_per_group": num_indexed(renamed.tensors, r"groups\.0\.blocks\.(\d+)\..*"),
+        "reduction": config["num_features"] // int(squeezed),
+    }
+    return config, renamed.finish(state_shapes(RCAN, config), pixel_range_transforms(rgb_range))

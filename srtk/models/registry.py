@@ -11,16 +11,17 @@ from srtk.errors import CheckpointError, SrtkError
 from srtk.models.backbone import SRBackbone
 from srtk.models.bicubic import Bicubic
 from srtk.models.checkpoint import (
+    OFFICIAL_LAYOUTS,
     OFFICIAL_SUFFIXES,
     ModelCard,
     convert_official_checkpoint,
     load_srtk_checkpoint,
     save_model,
 )
-from srtk.models.discriminators import UNetDiscriminator, VGGDiscriminator
+from srtk.models.discriminators import SRGANDiscriminator, UNetDiscriminator, VGGDiscriminator
 from srtk.models.edsr import EDSR
 from srtk.models.embedding import EmbeddingNetwork
-from srtk.models.gpsr import GPSR, X8_NUM_FEATURES
+from srtk.models.gpsr import GPSR
 from srtk.models.han import HAN
 from srtk.models.nlsn import NLSN
 from srtk.models.nse import NeuralStructureExtractor
@@ -29,6 +30,7 @@ from srtk.models.rrdbnet import RRDBNet
 from srtk.models.spsr import SPSR, spsr_rrdbnet
 from srtk.models.srresnet import SRResNet
 from srtk.models.ugsr import UGSR
+from srtk.runtime import sr_image
 
 
 def spsr_around(
@@ -57,7 +59,8 @@ def spsr_around(
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "bicubic": Bicubic,
     "rrdbnet": RRDBNet,  # ESRGAN generator (23 RRDB, 64 features, growth 32)
-    "srresnet": SRResNet,
+    "srresnet": SRResNet,  # BN-free, as in the ESRGAN framework SPSR trains in (paper 000 Appendix D)
+    "srresnet-bn": partial(SRResNet, batch_norm=True),  # SRGAN generator (Ledig et al. 2017, Fig. 4)
     "edsr": EDSR,  # class defaults: the baseline; converted checkpoints give every size explicitly
     "edsr-baseline": partial(EDSR, num_blocks=16, num_features=64, res_scale=1.0),
     "edsr-large": partial(EDSR, num_blocks=32, num_features=256, res_scale=0.1),
@@ -68,13 +71,14 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "spsr-around": spsr_around,  # SPSR around any backbone named by `backbone`
     "ugsr": UGSR,
     "gpsr": GPSR,
-    "gpsr-x8": partial(GPSR, scale=8, num_features=X8_NUM_FEATURES),
+    "gpsr-x8": partial(GPSR, scale=8),  # alias: GPSR's widths follow `scale` (paper 003 Table 4)
 }
 # Critics, extractors and embeddings: used by training methods, not for upscaling.
 AUXILIARY: dict[str, Callable[..., nn.Module]] = {
     "vgg-128": VGGDiscriminator,  # ESRGAN/SPSR image discriminator D_I (and D_GM on gradient maps)
     "spsr-structure": partial(VGGDiscriminator, in_channels=32, input_size=32, num_stages=3),  # D_SF
     "unet-sn": UNetDiscriminator,  # paper 002
+    "srgan-critic": SRGANDiscriminator,  # SRGAN discriminator on 96x96 HR patches (Ledig et al. 2017, Fig. 4)
     "nse": NeuralStructureExtractor,  # paper 000 sec. 4.1
     "pcl-embedding": EmbeddingNetwork,  # paper 004 sec. III-C
 }
@@ -103,20 +107,20 @@ class SRImage(nn.Module):
         self.scale = card.scale
 
     def forward(self, lr: Tensor) -> Tensor:
-        out = self.network(lr)
-        return out if isinstance(out, Tensor) else out.sr
+        return sr_image(self.network(lr))
 
 
 def load_official(path: Path) -> tuple[nn.Module, ModelCard]:
-    """(network with the converted weights, card) of an official checkpoint file."""
-    architecture, config, state, layout = convert_official_checkpoint(path)
-    network = build_model(architecture, **config)
+    """(network with the converted weights, card) of an official checkpoint file: an SR model or a critic."""
+    layout, config, state = convert_official_checkpoint(path)
+    network = build_model(layout.architecture, **config)
     network.load_state_dict(state, strict=True)
     card = ModelCard(
-        architecture=architecture,
+        architecture=layout.architecture,
         config=config,
-        scale=int(network.scale),
-        source=f"converted from {path.name} ({layout})",
+        scale=int(getattr(network, "scale", 1)),  # critics and embeddings do not upscale
+        source=f"converted from {path.name} ({layout.name})",
+        notes=f"a {layout.role}: for training, not for upscaling" if layout.architecture not in MODELS else "",
     )
     return network, card
 
@@ -145,6 +149,13 @@ def load_model_with_card(name_or_path: str | Path, *, scale: int = 4) -> tuple[n
         network, card = load_srtk_checkpoint(path, build_model)
     else:
         raise CheckpointError(f"{path}: unknown checkpoint type; srtk reads .safetensors (+ .json card) and .pth")
+    if card.architecture not in MODELS:  # a critic or an embedding scores images: it cannot upscale one
+        roles = {layout.architecture: layout.role for layout in OFFICIAL_LAYOUTS}
+        role = roles.get(card.architecture, "auxiliary network")
+        raise CheckpointError(
+            f"{path}: {card.architecture} is a {role}, not an SR model; load_model returns upscalers only "
+            "(srtk convert writes it for training)"
+        )
     return SRImage(network, card).eval(), card
 
 

@@ -1,4 +1,4 @@
-"""RRDBNet, the ESRGAN generator (Wang et al. 2018), as the SR branch of SPSR (paper 000 sec. 3.2, 4.1).
+"""RRDBNet, the ESRGAN generator (Wang et al. 2018), as the SR branch of SPSR (paper 000 sec. 3.2, 5.1).
 
 Residual-in-Residual Dense Blocks (RRDB): each is three residual dense blocks of five 3x3 convolutions
 with dense connections and LeakyReLU(0.2), every residual scaled by 0.2 before it is added back.
@@ -14,7 +14,7 @@ Convention: RGB, NCHW, float in [0, 1] in and out.
 
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from srtk.errors import CheckpointError, ConfigError
 from srtk.models.backbone import SRBackbone, run_blocks
+from srtk.models.official import KeyMap, KeyRule, canonicalize, num_indexed, state_shapes
 
 LEAKY_SLOPE = 0.2  # ESRGAN: every activation is LeakyReLU(0.2)
 RESIDUAL_SCALE = 0.2  # ESRGAN sec. 3.2 "residual scaling" beta = 0.2, inside each dense block and each RRDB
@@ -145,7 +146,7 @@ class RRDBNet(SRBackbone):
     def __init__(
         self,
         *,
-        scale: int = 4,  # paper 000 sec. 4.1: all experiments are x4
+        scale: int = 4,  # paper 000 sec. 5.1: "a scaling factor of 4x"
         in_channels: int = 3,
         out_channels: int = 3,
         num_features: int = 64,  # ESRGAN sec. 4.1
@@ -189,56 +190,7 @@ class RRDBNet(SRBackbone):
 
 # --------------------------------------------------------------------------- official checkpoints
 
-# A rename rule: a full-match pattern on the official key and a function building srtk's key from the match.
-RenameRule = tuple[str, Callable[[re.Match[str]], str]]
-
-
-def unwrap_state_dict(checkpoint: Mapping[str, Any]) -> dict[str, Tensor]:
-    """The bare state dict of a saved checkpoint.
-
-    BasicSR saves `{"params": ..., "params_ema": ...}`; the EMA weights are the ones it evaluates and
-    releases, so they win. A DataParallel `module.` prefix on every key is dropped.
-    """
-    for wrapper in ("params_ema", "params", "state_dict"):
-        if wrapper in checkpoint and isinstance(checkpoint[wrapper], Mapping):
-            checkpoint = checkpoint[wrapper]
-            break
-    state = {key: value for key, value in checkpoint.items() if isinstance(value, Tensor)}
-    if state and all(key.startswith("module.") for key in state):
-        state = {key.removeprefix("module."): value for key, value in state.items()}
-    return state
-
-
-def rename_keys(state_dict: Mapping[str, Tensor], rules: Sequence[RenameRule], layout: str) -> dict[str, Tensor]:
-    """Apply the first matching rule to every key; an unmatched key, or two keys with different tensors
-    landing on one name, is a CheckpointError (a silent drop would load a half-initialised network)."""
-    compiled = [(re.compile(pattern), build) for pattern, build in rules]
-    out: dict[str, Tensor] = {}
-    unknown: list[str] = []
-    for key, value in state_dict.items():
-        for pattern, build in compiled:
-            match = pattern.fullmatch(key)
-            if match:
-                new_key = build(match)
-                if new_key in out and not torch.equal(out[new_key], value):
-                    raise CheckpointError(f"{layout} checkpoint: {key} disagrees with another key for {new_key}")
-                out[new_key] = value
-                break
-        else:
-            unknown.append(key)
-    if unknown:
-        raise CheckpointError(f"{layout} checkpoint: unexpected keys {', '.join(unknown[:5])}")
-    return out
-
-
-def rrdb_rule(official_prefix: str, srtk_prefix: str, rdb: str, conv_suffix: str) -> RenameRule:
-    """Rule for `<prefix>.<block>.<rdb>M.convK<suffix>.(weight|bias)`; M and K are 1-based officially."""
-    pattern = rf"{official_prefix}\.(\d+)\.{rdb}(\d)\.conv(\d){re.escape(conv_suffix)}\.(weight|bias)"
-
-    def build(m: re.Match[str]) -> str:
-        return f"{srtk_prefix}.{m[1]}.{single_rrdb_name(int(m[2]), int(m[3]))}.{m[4]}"
-
-    return pattern, build
+BASICSR, ORIGINAL, SEQUENTIAL = "ESRGAN (BasicSR)", "ESRGAN (original repository)", "ESRGAN (old sequential)"
 
 
 def single_rrdb_name(dense_block: int, conv: int) -> str:
@@ -246,11 +198,39 @@ def single_rrdb_name(dense_block: int, conv: int) -> str:
     return f"dense_blocks.{dense_block - 1}.convs.{conv - 1}"
 
 
-def _fixed(name: str) -> Callable[[re.Match[str]], str]:
-    return lambda m: f"{name}.{m[1]}"
+def rrdb_rule(official_blocks: str, srtk_blocks: str, rdb: str, conv_suffix: str = "") -> KeyRule:
+    """Rule for `<official_blocks>.<block>.<rdb>M.convK<suffix>.(weight|bias)`; M and K are 1-based officially."""
+    pattern = rf"{official_blocks}\.(\d+)\.{rdb}(\d)\.conv(\d){re.escape(conv_suffix)}\.(weight|bias)"
+
+    def target(match: re.Match[str]) -> str:
+        return f"{srtk_blocks}.{match[1]}.{single_rrdb_name(int(match[2]), int(match[3]))}.{match[4]}"
+
+    return pattern, target
 
 
-def sequential_esrgan_rules(num_upsample_convs: int, srtk_prefix: str = "") -> list[RenameRule]:
+def _upconv(match: re.Match[str]) -> str:
+    return f"upsampler.convs.{int(match[1]) - 1}.{match[2]}"  # conv_upK / upconvK count from 1
+
+
+_BASICSR_RULES: tuple[KeyRule, ...] = (
+    (r"conv_first\.(weight|bias)", r"shallow_conv.\1"),
+    rrdb_rule(r"body", "residual_trunk.blocks", "rdb"),
+    (r"conv_body\.(weight|bias)", r"residual_trunk.conv.\1"),
+    (r"conv_up(\d+)\.(weight|bias)", _upconv),
+    (r"conv_hr\.(weight|bias)", r"hr_conv.\1"),
+    (r"conv_last\.(weight|bias)", r"out_conv.\1"),
+)
+_ORIGINAL_RULES: tuple[KeyRule, ...] = (
+    (r"conv_first\.(weight|bias)", r"shallow_conv.\1"),
+    rrdb_rule(r"RRDB_trunk", "residual_trunk.blocks", "RDB"),
+    (r"trunk_conv\.(weight|bias)", r"residual_trunk.conv.\1"),
+    (r"upconv(\d+)\.(weight|bias)", _upconv),
+    (r"HRconv\.(weight|bias)", r"hr_conv.\1"),
+    (r"conv_last\.(weight|bias)", r"out_conv.\1"),
+)
+
+
+def sequential_esrgan_rules(num_upsample_convs: int, srtk_prefix: str = "") -> list[KeyRule]:
     """Rules for the old sequential layout `model.0, model.1.sub.N..., model.3, ...` (also SPSR's SR branch).
 
     Upconv stages sit at model.3, model.6, ... (nearest, conv, LReLU each), then HR conv at 3n+2 and
@@ -258,21 +238,21 @@ def sequential_esrgan_rules(num_upsample_convs: int, srtk_prefix: str = "") -> l
     """
     n = num_upsample_convs
 
-    def up(m: re.Match[str]) -> str:
-        return f"{srtk_prefix}upsampler.convs.{int(m[1]) // 3 - 1}.{m[2]}"
+    def up(match: re.Match[str]) -> str:
+        return f"{srtk_prefix}upsampler.convs.{int(match[1]) // 3 - 1}.{match[2]}"
 
-    up_indices = "|".join(str(3 * (k + 1)) for k in range(n)) or "(?!)"
+    up_indices = "|".join(str(3 * (k + 1)) for k in range(n)) or "(?!)"  # (?!): no stage, no match
     return [
-        (r"model\.0\.(weight|bias)", _fixed(f"{srtk_prefix}shallow_conv")),
+        (r"model\.0\.(weight|bias)", rf"{srtk_prefix}shallow_conv.\1"),
         rrdb_rule(r"model\.1\.sub", f"{srtk_prefix}residual_trunk.blocks", "RDB", ".0"),
-        (r"model\.1\.sub\.\d+\.(weight|bias)", _fixed(f"{srtk_prefix}residual_trunk.conv")),
+        (r"model\.1\.sub\.\d+\.(weight|bias)", rf"{srtk_prefix}residual_trunk.conv.\1"),
         (rf"model\.({up_indices})\.(weight|bias)", up),
-        (rf"model\.{3 * n + 2}\.(weight|bias)", _fixed(f"{srtk_prefix}hr_conv")),
-        (rf"model\.{3 * n + 4}\.(weight|bias)", _fixed(f"{srtk_prefix}out_conv")),
+        (rf"model\.{3 * n + 2}\.(weight|bias)", rf"{srtk_prefix}hr_conv.\1"),
+        (rf"model\.{3 * n + 4}\.(weight|bias)", rf"{srtk_prefix}out_conv.\1"),
     ]
 
 
-def _num_sequential_upconvs(state_dict: Mapping[str, Tensor]) -> int:
+def num_sequential_upconvs(state_dict: Mapping[str, Tensor]) -> int:
     """n such that model.3 ... model.3n are the upconv stages; they are the indices >= 2 divisible by 3."""
     indices = {int(m[1]) for key in state_dict if (m := re.fullmatch(r"model\.(\d+)\.weight", key))}
     return sum(1 for i in indices if i >= 2 and i % 3 == 0)
@@ -280,72 +260,49 @@ def _num_sequential_upconvs(state_dict: Mapping[str, Tensor]) -> int:
 
 def _detect_layout(state_dict: Mapping[str, Tensor]) -> str | None:
     if "conv_first.weight" in state_dict and "body.0.rdb1.conv1.weight" in state_dict:
-        return "basicsr"
+        return BASICSR
     if "conv_first.weight" in state_dict and "RRDB_trunk.0.RDB1.conv1.weight" in state_dict:
-        return "esrgan"
+        return ORIGINAL
     spsr_only = ("b_fea_conv.0.weight", "f_HR_conv1.0.weight")  # SPSR's generator shares the prefix
     if "model.1.sub.0.RDB1.conv1.0.weight" in state_dict and not any(k in state_dict for k in spsr_only):
-        return "sequential"
+        return SEQUENTIAL
     return None
 
 
 def is_official(state_dict: Mapping[str, Any]) -> bool:
     """True for an ESRGAN generator in the BasicSR, original-ESRGAN or old sequential key layout."""
-    return _detect_layout(unwrap_state_dict(state_dict)) is not None
+    return _detect_layout(canonicalize(state_dict)) is not None
+
+
+def official_key_map(state: Mapping[str, Tensor]) -> KeyMap:
+    """The key map of the ESRGAN layout a canonical state dict is in; all three together if it is in none."""
+    sequential = sequential_esrgan_rules(num_sequential_upconvs(state))
+    layouts = {BASICSR: _BASICSR_RULES, ORIGINAL: _ORIGINAL_RULES, SEQUENTIAL: sequential}
+    layout = _detect_layout(state)
+    if layout is None:
+        return KeyMap("ESRGAN / BasicSR RRDBNet", (*_BASICSR_RULES, *_ORIGINAL_RULES, *sequential))
+    return KeyMap(layout, layouts[layout])
 
 
 def convert_official(state_dict: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Tensor]]:
     """(RRDBNet kwargs inferred from shapes, state dict in srtk's names) from an ESRGAN checkpoint."""
-    state = unwrap_state_dict(state_dict)
+    state = canonicalize(state_dict)
     layout = _detect_layout(state)
     if layout is None:
         raise CheckpointError("not an ESRGAN/RRDBNet checkpoint (no conv_first + body/RRDB_trunk or model.1.sub)")
-    if layout == "basicsr":
-        ups = sorted(int(m[1]) for key in state if (m := re.fullmatch(r"conv_up(\d+)\.weight", key)))
-        rules: list[RenameRule] = [
-            (r"conv_first\.(weight|bias)", _fixed("shallow_conv")),
-            rrdb_rule(r"body", "residual_trunk.blocks", "rdb", ""),
-            (r"conv_body\.(weight|bias)", _fixed("residual_trunk.conv")),
-            (r"conv_up(\d+)\.(weight|bias)", lambda m: f"upsampler.convs.{int(m[1]) - 1}.{m[2]}"),
-            (r"conv_hr\.(weight|bias)", _fixed("hr_conv")),
-            (r"conv_last\.(weight|bias)", _fixed("out_conv")),
-        ]
-        first, last, block_prefix = "conv_first.weight", "conv_last.weight", "body"
-    elif layout == "esrgan":
-        ups = sorted(int(m[1]) for key in state if (m := re.fullmatch(r"upconv(\d+)\.weight", key)))
-        rules = [
-            (r"conv_first\.(weight|bias)", _fixed("shallow_conv")),
-            rrdb_rule(r"RRDB_trunk", "residual_trunk.blocks", "RDB", ""),
-            (r"trunk_conv\.(weight|bias)", _fixed("residual_trunk.conv")),
-            (r"upconv(\d+)\.(weight|bias)", lambda m: f"upsampler.convs.{int(m[1]) - 1}.{m[2]}"),
-            (r"HRconv\.(weight|bias)", _fixed("hr_conv")),
-            (r"conv_last\.(weight|bias)", _fixed("out_conv")),
-        ]
-        first, last, block_prefix = "conv_first.weight", "conv_last.weight", "RRDB_trunk"
-    else:
-        ups = list(range(_num_sequential_upconvs(state)))
-        rules = sequential_esrgan_rules(len(ups))
-        first, last, block_prefix = "model.0.weight", f"model.{3 * len(ups) + 4}.weight", "model.1.sub"
-    if layout != "sequential" and ups != list(range(1, len(ups) + 1)):
-        raise CheckpointError(f"{layout} checkpoint: upsampling convs are not numbered 1..n: {ups}")
-    if first not in state or last not in state:
-        raise CheckpointError(f"{layout} checkpoint: missing {first} or {last}")
-    converted = rename_keys(state, rules, layout)
-
-    num_blocks = 1 + max(
-        int(m[1]) for key in state if (m := re.fullmatch(rf"{re.escape(block_prefix)}\.(\d+)\.(?:rdb|RDB)1\..*", key))
-    )
-    num_features, shallow_in = state[first].shape[:2]
-    out_channels = state[last].shape[0]
-    growth_channels = converted["residual_trunk.blocks.0.dense_blocks.0.convs.0.weight"].shape[0]
+    renamed = official_key_map(state).rename(state)
+    num_features, shallow_in = renamed.require("shallow_conv.weight").shape[:2]
+    out_channels = renamed.require("out_conv.weight").shape[0]
+    growth_channels = renamed.require("residual_trunk.blocks.0.dense_blocks.0.convs.0.weight").shape[0]
+    num_upconvs = num_indexed(renamed.tensors, r"upsampler\.convs\.(\d+)\.weight")
     # BasicSR's x2/x1 models pixel-unshuffle the input: conv_first sees in_channels * u^2 channels.
     # Its inputs are always RGB-like with in == out channels, which pins u.
-    unshuffle = round(math.sqrt(shallow_in / out_channels)) if layout == "basicsr" else 1
+    unshuffle = round(math.sqrt(shallow_in / out_channels)) if layout == BASICSR else 1
     if unshuffle < 1 or shallow_in != out_channels * unshuffle**2:
         unshuffle, in_channels = 1, int(shallow_in)
     else:
         in_channels = int(shallow_in) // unshuffle**2
-    total_upscale = UPSAMPLE_FACTOR ** len(ups)
+    total_upscale = UPSAMPLE_FACTOR**num_upconvs
     if total_upscale % unshuffle:
         raise CheckpointError(f"{layout} checkpoint: x{total_upscale} upsampling cannot undo unshuffle {unshuffle}")
     config: dict[str, Any] = {
@@ -353,8 +310,8 @@ def convert_official(state_dict: Mapping[str, Any]) -> tuple[dict[str, Any], dic
         "in_channels": in_channels,
         "out_channels": int(out_channels),
         "num_features": int(num_features),
-        "num_blocks": num_blocks,
+        "num_blocks": num_indexed(renamed.tensors, r"residual_trunk\.blocks\.(\d+)\..*"),
         "growth_channels": int(growth_channels),
         "input_unshuffle": unshuffle,
     }
-    return config, converted
+    return config, renamed.finish(state_shapes(RRDBNet, config))

@@ -24,17 +24,16 @@ from torch import Tensor, nn
 from srtk.errors import CheckpointError, ConfigError
 from srtk.models.backbone import SRBackbone, evenly_spaced_taps
 from srtk.models.gradient import GradientMap
+from srtk.models.official import KeyMap, canonicalize, num_indexed, state_shapes
 from srtk.models.rrdbnet import (
     LEAKY_SLOPE,
     RRDB,
-    RenameRule,
+    UPSAMPLE_FACTOR,
     RRDBNet,
     UpconvUpsampler,
     conv3x3,
-    rename_keys,
     sequential_esrgan_rules,
     single_rrdb_name,
-    unwrap_state_dict,
 )
 
 NUM_TAPS = 4  # paper 000 sec. 3.2: features of the 5th, 10th, 15th and 20th of 23 blocks
@@ -56,7 +55,7 @@ class GradientBranch(nn.Module):
         scale: int = 4,
         in_channels: int = 3,  # channels of the gradient map M(LR)
         out_channels: int = 3,  # channels of the output gradient map
-        num_features: int = 64,  # paper 000 sec. 4.1 (the SR branch's width, as in the released model)
+        num_features: int = 64,  # the SR branch's width: ESRGAN's (paper 000 sec. 5.1) and the released model's
         tap_channels: int = 64,  # channels of each tapped SR-branch feature
         num_taps: int = NUM_TAPS,
         growth_channels: int = 32,  # RRDB growth, as in the SR branch
@@ -121,6 +120,9 @@ class SPSR(nn.Module):
     keeps that stage.
     """
 
+    outputs = frozenset({"sr", "grad_branch", "lr_grad"})  # srtk.models.capabilities
+    fusion_modules = ("fusion",)  # the branches meet here (what the released code's warm-up trains alone)
+
     def __init__(
         self,
         *,
@@ -170,10 +172,10 @@ class SPSR(nn.Module):
 
 def spsr_rrdbnet(
     *,
-    scale: int = 4,  # paper 000 sec. 4.1
+    scale: int = 4,  # paper 000 sec. 5.1
     in_channels: int = 3,
     out_channels: int = 3,
-    num_features: int = 64,  # ESRGAN backbone (paper 000 sec. 4.1)
+    num_features: int = 64,  # ESRGAN backbone (paper 000 sec. 5.1)
     num_blocks: int = 23,  # paper 000 sec. 3.2
     growth_channels: int = 32,
     num_taps: int = NUM_TAPS,
@@ -198,6 +200,7 @@ def spsr_rrdbnet(
 
 # --------------------------------------------------------------------------- official checkpoint (SPSRNet)
 
+LAYOUT = "SPSR (Maclory/SPSR SPSRNet)"
 # The authors' fixed difference kernels (Get_gradient_nopadding): checked, then dropped (ours are buffers).
 _OFFICIAL_KERNELS = {
     "get_g_nopadding.weight_h": torch.tensor([[0.0, 0.0, 0.0], [-1.0, 0.0, 1.0], [0.0, 0.0, 0.0]]),
@@ -207,72 +210,79 @@ _OFFICIAL_KERNELS = {
 
 def is_official(state_dict: Mapping[str, Any]) -> bool:
     """True for the SPSR authors' generator (`SPSRNet`: `model.*` SR branch, `b_*` gradient, `f_*` fusion)."""
-    state = unwrap_state_dict(state_dict)
+    state = canonicalize(state_dict)
     return all(key in state for key in ("model.0.weight", "b_fea_conv.0.weight", "f_HR_conv1.0.weight"))
 
 
-def _indices(state: Mapping[str, Tensor], pattern: str) -> list[int]:
-    return sorted({int(m[1]) for key in state if (m := re.fullmatch(pattern, key))})
+def _branch_convs(state: Mapping[str, Tensor]) -> list[int]:
+    return sorted({int(m[1]) for key in state if (m := re.fullmatch(r"b_module\.(\d+)\.weight", key))})
+
+
+def official_key_map(state: Mapping[str, Tensor]) -> KeyMap:
+    """The key map of SPSRNet for a canonical state dict (its upsampling stages set the b_module indices)."""
+    # b_module is [nearest, conv, LReLU] per x2 stage, then HR conv (3n), LReLU, feature conv (3n+2).
+    num_stages = max(len(_branch_convs(state)) - 2, 0)
+
+    def branch_up(match: re.Match[str]) -> str:
+        index = int(match[1])
+        if index == 3 * num_stages:
+            return f"gradient_branch.hr_conv.{match[2]}"
+        if index == 3 * num_stages + 2:
+            return f"gradient_branch.feature_conv.{match[2]}"
+        return f"gradient_branch.upsampler.convs.{(index - 1) // 3}.{match[2]}"
+
+    def gradient_block(match: re.Match[str]) -> str:  # b_block_K is 1-based
+        return f"gradient_branch.blocks.{int(match[1]) - 1}.{single_rrdb_name(int(match[2]), int(match[3]))}.{match[4]}"
+
+    def fusion_block(match: re.Match[str]) -> str:
+        return f"fusion.block.{single_rrdb_name(int(match[1]), int(match[2]))}.{match[3]}"
+
+    return KeyMap(
+        LAYOUT,
+        (
+            (r"get_g_nopadding\.weight_[hv]", None),  # checked against ours by convert_official
+            *sequential_esrgan_rules(num_stages, srtk_prefix="backbone."),
+            # The SR branch's HR conv is stored twice, as HR_conv0_new.0 and as model.3n+2: one tensor here.
+            (r"HR_conv0_new\.0\.(weight|bias)", r"backbone.hr_conv.\1"),
+            (r"HR_conv1_new\.0\.(weight|bias)", r"backbone.out_conv.\1"),
+            (r"b_fea_conv\.0\.(weight|bias)", r"gradient_branch.head.\1"),
+            (r"b_block_(\d+)\.RDB(\d)\.conv(\d)\.0\.(weight|bias)", gradient_block),
+            (r"b_concat_(\d+)\.0\.(weight|bias)", lambda m: f"gradient_branch.merges.{int(m[1]) - 1}.{m[2]}"),
+            (r"b_LR_conv\.0\.(weight|bias)", r"gradient_branch.trunk_conv.\1"),
+            (r"b_module\.(\d+)\.(weight|bias)", branch_up),
+            (r"conv_w\.0\.(weight|bias)", r"gradient_branch.out_conv.\1"),
+            (r"f_block\.RDB(\d)\.conv(\d)\.0\.(weight|bias)", fusion_block),
+            (r"f_concat\.0\.(weight|bias)", r"fusion.merge.\1"),
+            (r"f_HR_conv0\.0\.(weight|bias)", r"fusion.hr_conv.\1"),
+            (r"f_HR_conv1\.0\.(weight|bias)", r"fusion.out_conv.\1"),
+        ),
+    )
 
 
 def convert_official(state_dict: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Tensor]]:
     """(spsr_rrdbnet kwargs inferred from shapes, SPSR state dict) from the authors' SPSRNet checkpoint."""
-    state = unwrap_state_dict(state_dict)
+    state = canonicalize(state_dict)
     if not is_official(state):
         raise CheckpointError("not an SPSR checkpoint (needs model.0, b_fea_conv.0 and f_HR_conv1.0)")
     for key, kernel in _OFFICIAL_KERNELS.items():
         if key in state and not torch.equal(state[key].float().flatten(), kernel.flatten()):
             raise CheckpointError(f"SPSR checkpoint: {key} is not the central-difference kernel srtk uses")
-    state = {key: value for key, value in state.items() if key not in _OFFICIAL_KERNELS}
-
-    # b_module is [nearest, conv, LReLU] per x2 stage, then HR conv (3n), LReLU, feature conv (3n+2).
-    branch_convs = _indices(state, r"b_module\.(\d+)\.weight")
+    branch_convs = _branch_convs(state)
     num_stages = len(branch_convs) - 2
     expected = [3 * k + 1 for k in range(num_stages)] + [3 * num_stages, 3 * num_stages + 2]
     if num_stages < 0 or branch_convs != expected:
         raise CheckpointError(f"SPSR checkpoint: unexpected b_module layout {branch_convs}")
-    num_taps = len(_indices(state, r"b_block_(\d+)\.RDB1\.conv1\.0\.weight"))
 
-    def branch_up(m: re.Match[str]) -> str:
-        index = int(m[1])
-        if index == 3 * num_stages:
-            return f"gradient_branch.hr_conv.{m[2]}"
-        if index == 3 * num_stages + 2:
-            return f"gradient_branch.feature_conv.{m[2]}"
-        return f"gradient_branch.upsampler.convs.{(index - 1) // 3}.{m[2]}"
-
-    def gradient_block(m: re.Match[str]) -> str:  # b_block_K is 1-based
-        return f"gradient_branch.blocks.{int(m[1]) - 1}.{single_rrdb_name(int(m[2]), int(m[3]))}.{m[4]}"
-
-    def fusion_block(m: re.Match[str]) -> str:
-        return f"fusion.block.{single_rrdb_name(int(m[1]), int(m[2]))}.{m[3]}"
-
-    rules: list[RenameRule] = [
-        *sequential_esrgan_rules(num_stages, srtk_prefix="backbone."),
-        # The SR branch's HR conv is stored twice, as HR_conv0_new.0 and as model.3n+2: one tensor here.
-        (r"HR_conv0_new\.0\.(weight|bias)", lambda m: f"backbone.hr_conv.{m[1]}"),
-        (r"HR_conv1_new\.0\.(weight|bias)", lambda m: f"backbone.out_conv.{m[1]}"),
-        (r"b_fea_conv\.0\.(weight|bias)", lambda m: f"gradient_branch.head.{m[1]}"),
-        (r"b_block_(\d+)\.RDB(\d)\.conv(\d)\.0\.(weight|bias)", gradient_block),
-        (r"b_concat_(\d+)\.0\.(weight|bias)", lambda m: f"gradient_branch.merges.{int(m[1]) - 1}.{m[2]}"),
-        (r"b_LR_conv\.0\.(weight|bias)", lambda m: f"gradient_branch.trunk_conv.{m[1]}"),
-        (r"b_module\.(\d+)\.(weight|bias)", branch_up),
-        (r"conv_w\.0\.(weight|bias)", lambda m: f"gradient_branch.out_conv.{m[1]}"),
-        (r"f_block\.RDB(\d)\.conv(\d)\.0\.(weight|bias)", fusion_block),
-        (r"f_concat\.0\.(weight|bias)", lambda m: f"fusion.merge.{m[1]}"),
-        (r"f_HR_conv0\.0\.(weight|bias)", lambda m: f"fusion.hr_conv.{m[1]}"),
-        (r"f_HR_conv1\.0\.(weight|bias)", lambda m: f"fusion.out_conv.{m[1]}"),
-    ]
-    converted = rename_keys(state, rules, "SPSR")
-
-    num_features, in_channels = state["model.0.weight"].shape[:2]
+    renamed = official_key_map(state).rename(state)
+    num_features, in_channels = renamed.require("backbone.shallow_conv.weight").shape[:2]
+    first_growth = renamed.require("backbone.residual_trunk.blocks.0.dense_blocks.0.convs.0.weight")
     config: dict[str, Any] = {
-        "scale": 2**num_stages,
+        "scale": UPSAMPLE_FACTOR**num_stages,
         "in_channels": int(in_channels),
-        "out_channels": int(state["f_HR_conv1.0.weight"].shape[0]),
+        "out_channels": int(renamed.require("fusion.out_conv.weight").shape[0]),
         "num_features": int(num_features),
-        "num_blocks": len(_indices(state, r"model\.1\.sub\.(\d+)\.RDB1\.conv1\.0\.weight")),
-        "growth_channels": int(state["model.1.sub.0.RDB1.conv1.0.weight"].shape[0]),
-        "num_taps": num_taps,
+        "num_blocks": num_indexed(renamed.tensors, r"backbone\.residual_trunk\.blocks\.(\d+)\..*"),
+        "growth_channels": int(first_growth.shape[0]),
+        "num_taps": num_indexed(renamed.tensors, r"gradient_branch\.blocks\.(\d+)\..*"),
     }
-    return config, converted
+    return config, renamed.finish(state_shapes(spsr_rrdbnet, config))

@@ -5,10 +5,14 @@ Topology of Ledig et al. Fig. 4: 9x9 conv + PReLU; 16 residual blocks (3x3 conv,
 [BN], identity skip); 3x3 conv [+ BN] and a skip from the first conv over the whole trunk; two x2
 sub-pixel stages (conv to 256 channels, PixelShuffle, PReLU); 9x9 conv to RGB.
 
-Batch norm: SPSR does not restate the architecture; it trains every backbone in the ESRGAN framework
-(paper 000 sec. 4.1 "We use the architecture of ESRGAN"), whose SRResNet has its batch norm removed (ESRGAN,
-Wang et al. 2018, sec. 3.1: BN brings artifacts and hurts generalisation in PSNR-oriented SR). So srtk
-defaults to the BN-free variant; `batch_norm=True` rebuilds the original SRGAN generator.
+Batch norm: paper 000 does not say. Appendix D (Table 7) names "SRResNet [31]" (Ledig et al.), trains
+SRResNet-GAN/-G/-P from a pretrained SRResNet with "the same" settings as for EDSR, and restates no layer.
+Its "architecture of ESRGAN" (sec. 3.2 "Here we introduce the backbone of ESRGAN [60]"; sec. 5.1 "We use the
+architecture of ESRGAN [60] as the backbone of our SR branch") is SPSR-G's RRDB backbone, not SRResNet.
+reading: srtk defaults to the BN-free variant because SPSR trains in ESRGAN's framework (sec. 5.1 takes its
+loss weights from [60]), which removes batch norm from its generators (ESRGAN, Wang et al. 2018, sec. 3.1:
+BN brings artifacts and hurts generalisation); `batch_norm=True` is the SRGAN generator as published
+(registry "srresnet-bn").
 No mean shift: SRGAN feeds the [0, 1] image directly. RGB, NCHW, float in [0, 1] in and out.
 """
 
@@ -52,7 +56,7 @@ class SRResNet(SRBackbone):
         scale: int = 4,  # SRGAN is x4; other scales add/remove x2 sub-pixel stages (x3: one x3 stage)
         num_blocks: int = 16,  # B = 16, Ledig et al. sec. 2.2 / Fig. 4
         num_features: int = 64,  # n64, Fig. 4
-        batch_norm: bool = False,  # removed, as in ESRGAN sec. 3.1 (see module docstring)
+        batch_norm: bool = False,  # reading: removed, as in ESRGAN sec. 3.1; True: SRGAN (module docstring)
     ) -> None:
         super().__init__()
         self.scale = scale

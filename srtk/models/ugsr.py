@@ -41,6 +41,10 @@ class UGSROutput(NamedTuple):
 class UGSR(nn.Module):
     """ugsr generator: RGB, NCHW, [0, 1] LR (or HR-grid MoA input) -> UGSROutput(sr, grad_branch)."""
 
+    outputs = frozenset(UGSROutput._fields)  # srtk.models.capabilities
+    accepts_hr_grid = True  # forward(x, hr_grid=True): the desubpixel head takes MoA's HR-grid input
+    fusion_modules = ("fusion_block", "fusion_conv", "out_conv")
+
     def __init__(
         self,
         *,

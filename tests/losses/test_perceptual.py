@@ -5,7 +5,15 @@ import torch
 from torchvision.models import vgg
 
 from srtk.errors import CheckpointError, ConfigError, SrtkError
-from srtk.losses.perceptual import LPIPSLoss, VGGPerceptualLoss, hub_checkpoint_path, vgg19_layer_indices
+from srtk.losses.perceptual import (
+    DEFAULT_VGG_LAYERS,
+    SRGAN_VGG_LAYERS,
+    VGG_CONTENT_LOSSES,
+    LPIPSLoss,
+    VGGPerceptualLoss,
+    vgg19_layer_indices,
+)
+from srtk.models.pretrained import hub_checkpoint_path
 
 SIZE = 32  # keeps VGG19 cheap: conv5_4 works on 2x2 maps
 
@@ -121,6 +129,47 @@ def test_vgg_layer_weights_combine_linearly() -> None:
     torch.testing.assert_close(both(sr, hr), expected)
 
 
+def test_vgg_l2_criterion_is_the_mean_squared_feature_difference() -> None:
+    torch.manual_seed(0)
+    loss = VGGPerceptualLoss(layers=(("conv1_2", 0.5),), criterion="l2", allow_random=True)
+    sr, hr = torch.rand(2, 3, SIZE, SIZE), torch.rand(2, 3, SIZE, SIZE)
+    (sr_feat,), (hr_feat,) = loss.extract(sr), loss.extract(hr)
+    torch.testing.assert_close(loss(sr, hr), 0.5 * (sr_feat - hr_feat).square().mean())
+
+
+def test_srgan_vgg_loss_is_the_rescaled_mse_of_relu5_4_by_hand() -> None:
+    # Ledig et al. sec. 2.2.1 / 3.2: phi_{5,4} after its ReLU, squared difference times 1/12.75^2 (~0.006).
+    assert SRGAN_VGG_LAYERS == (("relu5_4", 1 / 12.75**2),)
+    assert abs(SRGAN_VGG_LAYERS[0][1] - 0.006) < 2e-4
+    torch.manual_seed(0)
+    loss = VGG_CONTENT_LOSSES["vgg-srgan"](allow_random=True)
+    assert loss.layer_names == ("relu5_4",) and loss.criterion == "l2"
+    sr, hr = torch.rand(2, 3, SIZE, SIZE), torch.rand(2, 3, SIZE, SIZE)
+
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)  # torchvision's ImageNet statistics
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+    def by_hand(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = (img - mean) / std
+        outputs = []
+        for layer in loss.features:  # torchvision's VGG19 up to index 35 = relu5_4
+            x = layer(x)
+            outputs.append(x)
+        return outputs[34], outputs[35]  # conv5_4, relu5_4
+
+    (sr_conv, sr_relu), (_, hr_relu) = by_hand(sr), by_hand(hr)
+    assert len(loss.features) == 36 and (sr_conv < 0).any()
+    torch.testing.assert_close(sr_relu, sr_conv.clamp(min=0))  # after the activation
+    expected = (sr_relu - hr_relu).square().mean() / 12.75**2
+    torch.testing.assert_close(loss(sr, hr), expected)
+
+
+def test_vgg_content_losses_name_the_papers_settings() -> None:
+    esrgan = VGG_CONTENT_LOSSES["vgg"](layers=(("conv1_1", 1.0),), allow_random=True)  # shallow: cheap
+    assert esrgan.criterion == "l1" and DEFAULT_VGG_LAYERS == (("conv5_4", 1.0),)
+    assert set(VGG_CONTENT_LOSSES) == {"vgg", "vgg-srgan"}
+
+
 def test_vgg_gradient_reaches_sr_only_and_the_trunk_stays_frozen(random_vgg: VGGPerceptualLoss) -> None:
     loss = random_vgg
     loss.train()
@@ -169,7 +218,7 @@ def test_lpips_identical_inputs_cost_nothing(random_lpips: LPIPSLoss) -> None:
 def test_lpips_maps_zero_one_images_to_its_minus_one_one_range(random_lpips: LPIPSLoss) -> None:
     loss = random_lpips
     sr, hr = torch.rand(2, 3, SIZE, SIZE), torch.rand(2, 3, SIZE, SIZE)
-    expected = loss.lpips(sr, hr, normalize=True).mean()  # lpips's own [0, 1] -> [-1, 1] switch
+    expected = loss.lpips.network(sr, hr, normalize=True).mean()  # lpips's own [0, 1] -> [-1, 1] switch
     torch.testing.assert_close(loss(sr, hr), expected)
     assert loss(sr, hr).item() > 0
 
@@ -177,7 +226,7 @@ def test_lpips_maps_zero_one_images_to_its_minus_one_one_range(random_lpips: LPI
 def test_lpips_loss_falls_under_sgd_and_trains_nothing_inside(random_lpips: LPIPSLoss) -> None:
     loss = random_lpips
     loss.train()
-    assert not loss.lpips.training  # dropout in its linear layers stays off
+    assert not loss.lpips.network.training  # dropout in its linear layers stays off
     assert all(not param.requires_grad for param in loss.parameters())
     first, last = sgd_descends(loss, learning_rate=50)
     assert last < 0.9 * first

@@ -1,12 +1,16 @@
 """VGG-style critics (D_I, D_GM, D_SF of SPSR) and the U-Net discriminator of paper 002."""
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from srtk.errors import CheckpointError, ConfigError
+from srtk.models.checkpoint import load_srtk_checkpoint
 from srtk.models.discriminators import (
+    SRGANDiscriminator,
     UNetDiscriminator,
     UNetOutput,
     VGGDiscriminator,
@@ -14,6 +18,7 @@ from srtk.models.discriminators import (
     is_official,
 )
 from srtk.models.gradient import GradientMap
+from srtk.models.registry import build_model, convert_official_to_srtk, load_model
 from tests.models.checks import assert_trains, check_all_outputs_channels_last_and_bf16
 
 TINY_VGG = {"num_features": 8, "num_stages": 2, "input_size": 16, "hidden_features": 16}
@@ -69,10 +74,15 @@ def test_vgg_discriminator_rejects_wrong_sizes_clearly() -> None:
     model = VGGDiscriminator(**TINY_VGG)
     with pytest.raises(ConfigError, match=r"built for 16x16 inputs, got 32x32"):
         model(torch.rand(1, 3, 32, 32))
-    with pytest.raises(ConfigError, match="multiple of"):
-        VGGDiscriminator(input_size=100)
-    with pytest.raises(ConfigError, match="multiple of"):
+    with pytest.raises(ConfigError, match="at least 2\\*\\*num_stages = 8"):
         VGGDiscriminator(num_stages=3, input_size=4)
+
+
+def test_vgg_discriminator_takes_the_spsr_releases_130_px_gradient_maps() -> None:
+    # Padding 2 around M(.) makes 130 px maps of 128 px patches; five stride-2 convs floor them to 4x4 (65, 32, ...).
+    model = VGGDiscriminator(num_features=4, input_size=130)
+    assert model.classifier[0].in_features == 8 * 4 * 4 * 4  # widths 4..32, a 4x4 map
+    assert model(torch.rand(2, 3, 130, 130)).shape == (2, 1)
 
 
 def test_vgg_discriminator_channels_last_and_bf16_autocast_agree() -> None:
@@ -84,6 +94,49 @@ def test_vgg_discriminator_channels_last_and_bf16_autocast_agree() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16):
             low = model(x)
     torch.testing.assert_close(low.float(), reference, atol=0.05 * reference.abs().max().item() + 0.02, rtol=0.05)
+
+
+# ---- SRGAN's discriminator (Ledig et al. 2017, Fig. 4) -------------------------------------------------------
+
+
+def test_srgan_critic_parameter_count_matches_the_layer_list() -> None:
+    # Fig. 4 counted by hand: k3n64s1 (bias, no BN); then 3x3 convs n64 s2, n128 s1, n128 s2, n256 s1, n256 s2,
+    # n512 s1, n512 s2, bias-free and each followed by BN (scale + shift per channel); Dense(1024), Dense(1).
+    expected = 3 * 64 * 9 + 64
+    layers = [(64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 512), (512, 512)]
+    expected += sum(cin * cout * 9 + 2 * cout for cin, cout in layers)
+    expected += 512 * 6 * 6 * 1024 + 1024 + 1024 + 1  # a 96x96 patch reaches the head as 6x6x512
+    assert expected == 23_563_649
+    with torch.device("meta"):
+        model = SRGANDiscriminator()
+        assert sum(p.numel() for p in model.parameters()) == expected
+        strides = [block.conv.stride[0] for block in model.features]
+        assert strides == [1, 2, 1, 2, 1, 2, 1, 2]
+        assert [block.conv.kernel_size for block in model.features] == [(3, 3)] * 8
+        assert [isinstance(block.norm, nn.BatchNorm2d) for block in model.features] == [False] + [True] * 7
+        assert model.classifier.hidden.in_features == 512 * 6 * 6
+
+
+def test_srgan_critic_gives_one_logit_per_96px_patch_and_trains() -> None:
+    torch.manual_seed(0)
+    model = SRGANDiscriminator(num_features=8, hidden_features=16)  # Fig. 4's layout, narrow
+    patches = torch.rand(3, 3, 96, 96)
+    logits = model(patches)
+    assert logits.shape == (3, 1)
+    with torch.no_grad():  # raw Dense(1) output: the paper's sigmoid belongs to the loss
+        torch.testing.assert_close(logits, model.classifier(model.features(patches).flatten(1)))
+    # The loss of a logit-taking GAN criterion: BCE-with-logits pushes real up.
+    loss = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+    assert_trains(model, loss)
+    with pytest.raises(ConfigError, match=r"built for 96x96 inputs, got 128x128"):
+        model(torch.rand(1, 3, 128, 128))
+    with pytest.raises(ConfigError, match="multiple of"):
+        SRGANDiscriminator(input_size=100)
+
+
+def test_srgan_critic_channels_last_and_bf16_autocast_agree() -> None:
+    model = SRGANDiscriminator(num_features=8, hidden_features=16, num_stages=2, input_size=16)
+    check_all_outputs_channels_last_and_bf16(model, torch.rand(2, 3, 16, 16))
 
 
 # ---- official checkpoints ----------------------------------------------------------------------------------
@@ -181,6 +234,43 @@ def test_convert_official_rejects_other_layouts() -> None:
     odd["features.2.0.weight"] = torch.zeros(24, 8, 3, 3)  # not the doubling VGG progression
     with pytest.raises(CheckpointError, match="widths"):
         convert_official(odd)
+
+
+@pytest.mark.parametrize("layout", ["old", "basicsr"])
+def test_official_critic_converts_to_srtk_and_load_model_refuses_it(tmp_path: Path, layout: str) -> None:
+    official = _official_vgg(layout, in_channels=3, widths=[8, 16, 32], final=2, hidden=12)
+    torch.save({"params": official}, tmp_path / "critic.pth")  # BasicSR's wrapper
+    card = convert_official_to_srtk(tmp_path / "critic.pth", tmp_path / "critic.safetensors")
+    assert card.architecture == "vgg-128" and "VGG-128 discriminator" in card.source
+    reloaded, reloaded_card = load_srtk_checkpoint(tmp_path / "critic.safetensors", build_model)
+    assert reloaded_card == card
+    in_memory = VGGDiscriminator(**convert_official(official)[0])
+    in_memory.load_state_dict(convert_official(official)[1])
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        out = reloaded.eval()(x)
+        torch.testing.assert_close(out, in_memory.eval()(x), rtol=0, atol=0)
+        torch.testing.assert_close(out, _official_vgg_forward(official, layout, 3, x), atol=1e-5, rtol=1e-5)
+    for path in (tmp_path / "critic.pth", tmp_path / "critic.safetensors"):  # it scores images: no upscaler
+        with pytest.raises(CheckpointError, match="vgg-128 is a discriminator, not an SR model"):
+            load_model(path)
+
+
+def test_old_checkpoints_without_bn_step_counts_convert() -> None:
+    # PyTorch < 0.4.1 saved no num_batches_tracked: the converter starts them at 0, as a fresh BatchNorm.
+    official = _official_vgg("old", in_channels=3, widths=[8, 16], final=4, hidden=12)
+    official = {key: value for key, value in official.items() if not key.endswith("num_batches_tracked")}
+    kwargs, ours = convert_official(official)
+    VGGDiscriminator(**kwargs).load_state_dict(ours, strict=True)
+    assert int(ours["features.1.norm.num_batches_tracked"]) == 0
+
+
+def test_critic_key_mismatch_lists_the_keys_and_names_the_layout() -> None:
+    official = _official_vgg("basicsr", in_channels=3, widths=[8, 16], final=4, hidden=12)
+    official["extra.weight"] = torch.zeros(1)
+    del official["bn1_1.running_var"]
+    with pytest.raises(CheckpointError, match=r"BasicSR VGGStyleDiscriminator layout.*extra\.weight.*lacks"):
+        convert_official(official)
 
 
 # ---- U-Net discriminator (paper 002) -----------------------------------------------------------------------

@@ -1,11 +1,14 @@
 """The Haar transform and the PCL embedding network E_D (paper 004 sec. III-C, III-D)."""
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from srtk.errors import CheckpointError, ConfigError
+from srtk.models.checkpoint import load_srtk_checkpoint
 from srtk.models.embedding import (
     EmbeddingNetwork,
     EmbeddingOutput,
@@ -14,6 +17,7 @@ from srtk.models.embedding import (
     convert_official,
     is_official,
 )
+from srtk.models.registry import build_model, convert_official_to_srtk, load_model
 from tests.models.checks import assert_trains, check_all_outputs_channels_last_and_bf16
 
 TINY = {"num_features": 8, "hidden_features": 16, "input_size": 32}
@@ -185,3 +189,33 @@ def test_convert_official_rejects_other_layouts() -> None:
     assert not is_official(ours)
     with pytest.raises(CheckpointError):
         convert_official(ours)
+
+
+def test_official_embedding_converts_to_srtk_and_load_model_refuses_it(tmp_path: Path) -> None:
+    plain = _official_embedding([8, 8, 16, 16], final=2, hidden=12)
+    official = {f"loss_module.1.{key}": value for key, value in plain.items()}
+    official["loss_module.0.weight"] = torch.zeros(1)
+    torch.save(official, tmp_path / "pcl.pth")
+    card = convert_official_to_srtk(tmp_path / "pcl.pth", tmp_path / "pcl.safetensors")
+    assert card.architecture == "pcl-embedding" and card.config["num_blocks"] == 4
+    reloaded, reloaded_card = load_srtk_checkpoint(tmp_path / "pcl.safetensors", build_model)
+    assert reloaded_card == card
+    kwargs, ours = convert_official(official)
+    in_memory = EmbeddingNetwork(**kwargs)
+    in_memory.load_state_dict(ours)
+    img = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        out, expected = reloaded.eval()(img), in_memory.eval()(img)
+        torch.testing.assert_close(out.score, _official_forward(plain, 4, img), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out.score, expected.score, rtol=0, atol=0)
+    for got, want in zip(out.features, expected.features, strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    with pytest.raises(CheckpointError, match="pcl-embedding is a discriminator, not an SR model"):
+        load_model(tmp_path / "pcl.pth")
+
+
+def test_embedding_key_mismatch_lists_the_keys_and_names_the_layout() -> None:
+    official = _official_embedding([8, 8, 16, 16], final=2, hidden=12)
+    official["features.1.0.weight"] = torch.zeros(1)  # odd indices are activations: no weights there
+    with pytest.raises(CheckpointError, match=r"PCL embedding network E_D layout.*features\.1\.0\.weight"):
+        convert_official(official)

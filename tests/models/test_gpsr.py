@@ -8,7 +8,8 @@ from torch import nn
 
 from srtk.errors import ConfigError
 from srtk.models.complexity import count_macs, count_parameters
-from srtk.models.gpsr import GPSR, LRSAM, RS3AMSR, X8_NUM_FEATURES, GPSROutput, ResidualBranch
+from srtk.models.gpsr import DECODER_FEATURES, GPSR, LRSAM, RS3AMSR, GPSROutput, ResidualBranch
+from srtk.models.registry import build_model
 
 LR_SIZE = 16
 # Tiny widths that keep every channel count divisible where the layout divides (sub-pixel, LRSAM squeeze).
@@ -17,8 +18,17 @@ TINY_DEPTH = dict(num_modules=2, num_residual_blocks=2)
 
 PAPER_X4_PARAMETERS = 8.18e6  # Table 4
 PAPER_X4_MACS = 1098e9  # Table 4 "FLOPs" at a 1280x720 output
+PAPER_X8_PARAMETERS = 14.42e6  # Table 4
+PAPER_X8_MACS = 382e9  # Table 4, same 1280x720 output
+# Table 4 rounds to 0.01M (its HAN x8 16,219,457 prints as 16.22M, NLSN x8 46,516,803 as 46.52M): an exact
+# reading lands within 0.005M. srtk's x4 is one rounding step off (8.19M): the paper gives no widths or kernel
+# sizes, and reaching 8.18M takes two unmotivated tweaks (srtk/models/gpsr.py docstring), so 0.01M.
+X4_TOLERANCE = 0.01e6
 SRTK_X4_PARAMETERS = 8_189_161  # closed form below and the built model agree on this
 SRTK_X4_MACS = 1_011_022_041_600
+# DRN's rule at x8 (n * 2^N = 64, n = 8): no reading gives 14.42M together with 8.18M (gpsr.py docstring).
+SRTK_X8_PARAMETERS = 9_438_108
+SRTK_X8_MACS = 469_358_789_760
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -151,7 +161,7 @@ def test_non_power_of_two_scale_is_rejected() -> None:
         GPSR(scale=3)
 
 
-@pytest.mark.parametrize(("n", "levels"), [(4, 2), (2, 3), (16, 2), (X8_NUM_FEATURES, 3)])
+@pytest.mark.parametrize(("n", "levels"), [(4, 2), (2, 3), (16, 2), (8, 3), (10, 3)])
 def test_parameter_count_matches_closed_form(n: int, levels: int) -> None:
     with torch.device("meta"):  # shapes only: no weights are allocated or initialised
         model = GPSR(scale=2**levels, num_features=n)
@@ -165,7 +175,44 @@ def test_full_size_x4_parameters_and_macs_against_the_paper() -> None:
     macs = count_macs(model, (1, 3, 720 // 4, 1280 // 4))  # 1280x720 output, as in Table 4
     print(f"GPSR x4: {parameters:,} parameters (paper 8.18M), {macs / 1e9:.1f}G MACs (paper 1098G)")
     assert parameters == SRTK_X4_PARAMETERS == _closed_form_parameters(16, 2)
-    assert abs(parameters / PAPER_X4_PARAMETERS - 1) < 2e-3
+    assert abs(parameters - PAPER_X4_PARAMETERS) <= X4_TOLERANCE
     assert macs == SRTK_X4_MACS
     # FlopCounterMode counts convolutions only; the paper's tool also counts something we cannot identify.
     assert abs(macs / PAPER_X4_MACS - 1) < 0.1
+
+
+def test_full_size_x8_parameters_and_macs_against_the_paper() -> None:
+    with torch.device("meta"):
+        model = GPSR(scale=8)
+    parameters = count_parameters(model)
+    macs = count_macs(model, (1, 3, 720 // 8, 1280 // 8))  # 1280x720 output, as in Table 4
+    print(f"GPSR x8: {parameters:,} parameters (paper 14.42M), {macs / 1e9:.1f}G MACs (paper 382G)")
+    assert parameters == SRTK_X8_PARAMETERS == _closed_form_parameters(8, 3)
+    assert macs == SRTK_X8_MACS
+    # The documented gap, not a tolerance: the paper's x8 pair (14.42M, 382G) fits no layout of eq. 2-6 that
+    # also gives its x4 pair. DRN's rule is the closest reading in both columns, on opposite sides.
+    assert PAPER_X8_PARAMETERS - parameters == 4_981_892  # -35%
+    assert 1.2 < macs / PAPER_X8_MACS < 1.25  # +23%
+
+
+def test_no_one_width_gives_the_papers_x8_count() -> None:
+    # With the x4 layout fixed, 14.42M falls between two integer widths at x8 (the count grows with n), so
+    # no width chosen for x8 alone reproduces it either (gpsr.py docstring).
+    below, above = _closed_form_parameters(9, 3), _closed_form_parameters(10, 3)
+    assert (below, above) == (11_916_412, 14_736_312)
+    assert below < PAPER_X8_PARAMETERS - 0.005e6 and PAPER_X8_PARAMETERS + 0.005e6 < above
+
+
+def test_scale_selects_the_widths() -> None:
+    # reading: n * 2^N = DECODER_FEATURES at every scale (DRN's rule): n = 16 at x4, 8 at x8.
+    with torch.device("meta"):
+        x4, x8 = GPSR(scale=4), GPSR(scale=8)
+        alias_x4 = build_model("gpsr-x8", scale=4)  # the alias adds no width of its own
+        alias_x8 = build_model("gpsr-x8")
+    assert (x4.head.out_channels, x8.head.out_channels) == (16, 8)
+    assert x4.decoders[0].upsample.body[0].in_channels == x8.decoders[0].upsample.body[0].in_channels
+    assert x8.decoders[0].upsample.body[0].in_channels == DECODER_FEATURES
+    assert count_parameters(alias_x4) == count_parameters(x4) == SRTK_X4_PARAMETERS
+    assert count_parameters(alias_x8) == count_parameters(x8) == SRTK_X8_PARAMETERS
+    with pytest.raises(ConfigError, match="num_features"):
+        GPSR(scale=128)  # 64 is not n * 2^7

@@ -13,6 +13,7 @@ TINY: dict[str, dict] = {
     "bicubic": {"scale": 2},
     "rrdbnet": {"scale": 2, "num_features": 8, "num_blocks": 2, "growth_channels": 4},
     "srresnet": {"scale": 2, "num_features": 8, "num_blocks": 2},
+    "srresnet-bn": {"scale": 2, "num_features": 8, "num_blocks": 2},
     "edsr": {"scale": 2, "num_features": 8, "num_blocks": 2},
     "edsr-baseline": {"scale": 2, "num_features": 8, "num_blocks": 2},
     "edsr-large": {"scale": 2, "num_features": 8, "num_blocks": 2},
@@ -68,7 +69,7 @@ def test_spsr_around_rrdbnet_is_the_papers_generator():
 def test_unknown_model_lists_the_valid_names():
     with pytest.raises(SrtkError, match="unknown model 'esrgan2'.*rrdbnet"):
         build_model("esrgan2")
-    assert {"vgg-128", "unet-sn", "nse", "pcl-embedding", "spsr-structure"} == set(AUXILIARY)
+    assert {"vgg-128", "srgan-critic", "unet-sn", "nse", "pcl-embedding", "spsr-structure"} == set(AUXILIARY)
 
 
 def test_srtk_checkpoint_round_trip(tmp_path):

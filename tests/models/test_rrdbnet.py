@@ -16,7 +16,6 @@ from srtk.models.rrdbnet import (
     RRDBNet,
     convert_official,
     is_official,
-    unwrap_state_dict,
 )
 from tests.reference import official_state_dict, parity_io, parity_spec
 
@@ -247,12 +246,6 @@ def test_basicsr_x2_checkpoint_infers_unshuffle(tmp_path: Path) -> None:
     lr = torch.rand(1, 3, 8, 8)
     with torch.no_grad():
         torch.testing.assert_close(clone.eval()(lr), model(lr), rtol=0, atol=0)
-
-
-def test_unwrap_prefers_ema_and_drops_dataparallel_prefix() -> None:
-    ema, raw = {"module.w": torch.ones(1)}, {"module.w": torch.zeros(1)}
-    assert torch.equal(unwrap_state_dict({"params": raw, "params_ema": ema})["w"], torch.ones(1))
-    assert torch.equal(unwrap_state_dict({"params": raw})["w"], torch.zeros(1))
 
 
 def test_official_layout_detection_and_errors() -> None:

@@ -1,10 +1,11 @@
-"""SRResNet (Ledig et al. 2017, Fig. 4), BN-free by default as in the ESRGAN framework SPSR builds on."""
+"""SRResNet (Ledig et al. 2017, Fig. 4): BN-free by default (ESRGAN framework), with BN as "srresnet-bn"."""
 
 import pytest
 import torch
 from torch import nn
 
 from srtk.errors import ConfigError
+from srtk.models.registry import build_model
 from srtk.models.srresnet import SRResNet
 from tests.models.checks import check_channels_last_and_autocast, check_smoke, parameter_count
 
@@ -35,6 +36,18 @@ def test_batch_norm_at_its_initial_statistics_is_the_bn_free_network() -> None:
     lr = torch.rand(1, 3, 12, 12)
     with torch.no_grad():  # eval BN with running mean 0, var 1 only divides by sqrt(1 + eps)
         torch.testing.assert_close(with_bn(lr), plain(lr), atol=1e-4, rtol=1e-4)
+
+
+def test_registry_srresnet_bn_is_the_srgan_generator_with_batch_norm() -> None:
+    # Ledig et al. Fig. 4: BN after both convs of every residual block and after the trunk conv, none elsewhere.
+    with torch.device("meta"):
+        srgan, plain = build_model("srresnet-bn"), build_model("srresnet")
+    norms = [name for name, module in srgan.named_modules() if isinstance(module, nn.BatchNorm2d)]
+    expected = [f"blocks.{i}.norm{k}" for i in range(16) for k in (1, 2)] + ["trunk_norm"]
+    assert norms == expected
+    assert not any(isinstance(module, nn.BatchNorm2d) for module in plain.modules())
+    assert parameter_count(srgan) == parameter_count(plain) + 33 * 2 * 64
+    assert srgan.scale == 4 and len(srgan.blocks) == 16
 
 
 def test_taps_and_global_skip() -> None:
