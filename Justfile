@@ -18,4 +18,4 @@ bench:
 
 # Lint and format check
 lint:
-    bash .ci/setup && .venv/bin/ruff check srtk tests benchmarks && .venv/bin/ruff format --check srtk tests benchmarks
+    bash .ci/setup && .venv/bin/ruff check srtk tests benchmarks && .venv/bin/ruff format --check srtk tests benchmarks && .venv/bin/lint-imports

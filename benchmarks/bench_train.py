@@ -31,7 +31,7 @@ VARIANTS = {
 
 
 def run_variant(name: str, batch: int, steps: int, data: Path, out: Path) -> dict:
-    from srtk.train.config import resolve_config
+    from srtk.presets import resolve_train_config
     from srtk.train.engine import Trainer
 
     overrides = {
@@ -44,7 +44,7 @@ def run_variant(name: str, batch: int, steps: int, data: Path, out: Path) -> dic
         "checkpoint.out_dir": str(out),
         **VARIANTS[name],
     }
-    trainer = Trainer(resolve_config("spsr-g", overrides=overrides))
+    trainer = Trainer(resolve_train_config("spsr-g", overrides=overrides))
     device = trainer.device
     batches = [trainer.stream.next() for _ in range(steps + 1)]
     trainer.train_step(batches[0]["lr"], batches[0]["hr"])  # warm-up (and compilation)

@@ -1,6 +1,7 @@
 """The `srtk` command line: each subcommand parses options, builds a config, calls one core function."""
 
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,9 +18,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from srtk.errors import SrtkError
+from srtk.errors import SrtkError, SrtkWarning
+from srtk.presets import describe_presets
 from srtk.progress import ProgressFn
-from srtk.train.config import describe_presets
 
 app = typer.Typer(
     name="srtk",
@@ -29,6 +30,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
+_python_show_warning = warnings.showwarning
 stdout = Console()
 
 
@@ -58,40 +60,63 @@ def _split(values: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in values.split(",") if v.strip())
 
 
+CONFIG_OPTION = typer.Option(None, "--config", help="YAML or TOML file of options (below flags and --set).")
+SET_OPTION = typer.Option(
+    [], "--set", help="KEY=VALUE, the most specific: e.g. tile=256 (train: optim.learning_rate=2e-4)."
+)
+
+
+def _given(flags: dict[str, object]) -> dict[str, object]:
+    """The flags the user typed (None = not given), so that a config file's values are not overwritten by defaults."""
+    return {key: value for key, value in flags.items() if value is not None}
+
+
+def _resolve(defaults: object, config: Path | None, flags: dict[str, object], overrides: list[str]) -> object:
+    """Defaults < --config file < flags < --set: the one precedence of every command (srtk.config.resolve)."""
+    from srtk.config import load_config_file, parse_overrides, resolve
+
+    file = load_config_file(config) if config is not None else None
+    return resolve(defaults, file=file, flags=_given(flags), overrides=parse_overrides(overrides))
+
+
 @app.command()
 def evaluate(
-    model: str = typer.Option("bicubic", help="'bicubic' or a checkpoint path (srtk or official format)."),
-    datasets: str = typer.Option("set5,set14", help="Comma-separated benchmark names or folders of HR images."),
+    model: str | None = typer.Option(None, help="'bicubic' (default) or a checkpoint path (srtk or official format)."),
+    datasets: str | None = typer.Option(None, help="Comma-separated benchmark names or folders [default: set5,set14]."),
     data_root: Path | None = typer.Option(None, help="Folder holding the benchmarks (else $SRTK_DATA, then cache)."),
-    scale: int = typer.Option(4, help="Upscaling factor (2, 3, 4 or 8)."),
-    metrics: str = typer.Option("psnr,ssim", help="Comma-separated: psnr, ssim, niqe, lpips (psnr_y, psnr_rgb)."),
+    scale: int | None = typer.Option(None, help="Upscaling factor: 2, 3, 4 or 8 [default: 4]."),
+    metrics: str | None = typer.Option(None, help="Comma-separated: psnr, ssim, niqe, lpips [default: psnr,ssim]."),
     out: Path | None = typer.Option(None, help="Write the JSON result here."),
-    device: str = typer.Option("auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ..."),
-    precision: str = typer.Option("fp32", help="fp32, bf16 or fp16 (autocast) for the model."),
+    device: str | None = typer.Option(None, help="'auto' (default), 'cpu', 'cuda', 'cuda:1', ..."),
+    precision: str | None = typer.Option(None, help="fp32 (default), bf16 or fp16 (autocast) for the model."),
     tile: int | None = typer.Option(None, help="Run the model on LR tiles of this size (bounded memory)."),
-    tile_overlap: int = typer.Option(16, help="LR pixels of context around each tile."),
-    self_ensemble: bool = typer.Option(False, help="Average the 8 flips/rotations (the papers' '+' rows)."),
+    tile_overlap: int | None = typer.Option(None, help="LR pixels of context around each tile [default: 16]."),
+    self_ensemble: bool | None = typer.Option(None, help="Average the 8 flips/rotations (the papers' '+' rows)."),
+    config: Path | None = CONFIG_OPTION,
+    overrides: list[str] = SET_OPTION,
 ) -> None:
     """PSNR/SSIM (Y channel), NIQE and LPIPS of MODEL on benchmark DATASETS, under the papers' protocol."""
     from srtk.config import EvalConfig
     from srtk.data.io import write_json
     from srtk.evaluate import run_evaluation
 
-    cfg = EvalConfig(
-        model=model,
-        datasets=_split(datasets),
-        scale=scale,
-        metrics=_split(metrics),
-        data_root=data_root,
-        device=device,
-        precision=precision,
-        tile=tile,
-        tile_overlap=tile_overlap,
-        self_ensemble=self_ensemble,
-    )
+    flags = {
+        "model": model,
+        "datasets": _split(datasets) if datasets is not None else None,
+        "scale": scale,
+        "metrics": _split(metrics) if metrics is not None else None,
+        "data_root": data_root,
+        "device": device,
+        "precision": precision,
+        "tile": tile,
+        "tile_overlap": tile_overlap,
+        "self_ensemble": self_ensemble,
+    }
+    cfg = _resolve(EvalConfig(), config, flags, overrides)
+    assert isinstance(cfg, EvalConfig)
     with rich_progress() as progress:
         result = run_evaluation(cfg, progress=progress)
-    table = Table(title=f"{model} x{scale}")
+    table = Table(title=f"{cfg.model} x{cfg.scale}")
     table.add_column("dataset")
     table.add_column("images", justify="right")
     for key in cfg.result_keys:
@@ -114,31 +139,35 @@ def evaluate(
 def upscale(
     inputs: list[Path] = typer.Argument(..., help="Image files and/or folders of images."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
-    model: str = typer.Option("bicubic", help="'bicubic' or a checkpoint path."),
-    scale: int = typer.Option(4, help="Upscaling factor (ignored by checkpoints, which know theirs)."),
+    model: str | None = typer.Option(None, help="'bicubic' (default) or a checkpoint path."),
+    scale: int | None = typer.Option(None, help="Upscaling factor [default: 4] (checkpoints know theirs)."),
     tile: int | None = typer.Option(None, help="LR tile size for large images (bounded memory)."),
-    tile_overlap: int = typer.Option(16, help="LR pixels of context around each tile."),
-    device: str = typer.Option("auto", help="'auto', 'cpu', 'cuda', ..."),
-    precision: str = typer.Option("fp32", help="fp32, bf16 or fp16 (autocast)."),
-    self_ensemble: bool = typer.Option(False, help="Average the 8 flips/rotations."),
-    suffix: str = typer.Option(".png", help="Output format by file suffix."),
-    bit_depth: int = typer.Option(8, help="8 or 16 bits per channel (16 needs .png/.tif)."),
+    tile_overlap: int | None = typer.Option(None, help="LR pixels of context around each tile [default: 16]."),
+    device: str | None = typer.Option(None, help="'auto' (default), 'cpu', 'cuda', ..."),
+    precision: str | None = typer.Option(None, help="fp32 (default), bf16 or fp16 (autocast)."),
+    self_ensemble: bool | None = typer.Option(None, help="Average the 8 flips/rotations."),
+    suffix: str | None = typer.Option(None, help="Output format by file suffix [default: .png]."),
+    bit_depth: int | None = typer.Option(None, help="8 (default) or 16 bits per channel (16 needs .png/.tif)."),
+    config: Path | None = CONFIG_OPTION,
+    overrides: list[str] = SET_OPTION,
 ) -> None:
     """Super-resolve images with MODEL and write them to OUT (same names, SUFFIX)."""
     from srtk.config import UpscaleConfig
     from srtk.infer import upscale_files
 
-    cfg = UpscaleConfig(
-        model=model,
-        scale=scale,
-        tile=tile,
-        tile_overlap=tile_overlap,
-        device=device,
-        precision=precision,
-        self_ensemble=self_ensemble,
-        suffix=suffix,
-        bit_depth=bit_depth,
-    )
+    flags = {
+        "model": model,
+        "scale": scale,
+        "tile": tile,
+        "tile_overlap": tile_overlap,
+        "device": device,
+        "precision": precision,
+        "self_ensemble": self_ensemble,
+        "suffix": suffix,
+        "bit_depth": bit_depth,
+    }
+    cfg = _resolve(UpscaleConfig(), config, flags, overrides)
+    assert isinstance(cfg, UpscaleConfig)
     with rich_progress() as progress:
         report = upscale_files(inputs, out, cfg, progress=progress)
     stdout.print(f"{len(report.written)} image(s) written to {out}")
@@ -165,7 +194,8 @@ def gradmap(
 @app.command()
 def convert(
     source: Path = typer.Argument(
-        ..., help="Official checkpoint (.pth): SPSR, ESRGAN/BasicSR, EDSR-PyTorch EDSR/RCAN."
+        ...,
+        help="Official checkpoint (.pth): SPSR, ESRGAN/BasicSR, EDSR-PyTorch EDSR/RCAN, VGG critic, PCL embedding.",
     ),
     target: Path = typer.Argument(..., help="Output .safetensors path (its .json model card is written beside it)."),
 ) -> None:
@@ -252,7 +282,7 @@ def demo(
     epilog="Method presets (the papers' settings; change any with --config or --set):\n\n" + describe_presets()
 )
 def train(
-    method: str | None = typer.Option(None, help="psnr, srgan, esrgan, spsr-g, ugsr or gpsr (default: psnr)."),
+    method: str | None = typer.Option(None, help="A preset listed below (default: psnr)."),
     backbone: str | None = typer.Option(None, help="Registry name of the SR network / SR branch, e.g. rrdbnet."),
     config: Path | None = typer.Option(None, "--config", help="YAML or TOML file of options (overrides the preset)."),
     overrides: list[str] = typer.Option([], "--set", help="SECTION.KEY=VALUE, e.g. optim.learning_rate=2e-4."),
@@ -261,7 +291,10 @@ def train(
     out: Path | None = typer.Option(None, "--out", "-o", help="Output folder: checkpoints, log, result."),
     iterations: int | None = typer.Option(None, help="Total training iterations."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in OUT from its last checkpoint."),
-    init: Path | None = typer.Option(None, "--init", help="Initialise the generator from this checkpoint."),
+    init: Path | None = typer.Option(None, "--init", help="Initialise the generator from this (PSNR) checkpoint."),
+    from_scratch: bool = typer.Option(
+        False, "--from-scratch", help="Train a preset that starts from --init without one (a warning)."
+    ),
     device: str | None = typer.Option(None, help="'auto', 'cpu', 'cuda', ... (torchrun: one GPU per rank)."),
     precision: str | None = typer.Option(None, help="fp32, bf16 or fp16."),
     allow_random_perceptual: bool = typer.Option(
@@ -271,7 +304,8 @@ def train(
     """Train a method (preset < --config file < flags and --set), writing checkpoints and a JSON result."""
     import json
 
-    from srtk.train.config import load_config_file, parse_override, resolve_config
+    from srtk.config import load_config_file, parse_overrides
+    from srtk.presets import resolve_train_config
     from srtk.train.engine import run_training
 
     flags: dict[str, object] = {}
@@ -291,12 +325,13 @@ def train(
         flags["checkpoint.resume"] = True
     if allow_random_perceptual:
         flags["losses.allow_random_perceptual"] = True
-    flags.update(dict(parse_override(item) for item in overrides))  # --set is the most specific
+    if from_scratch:
+        flags["model.from_scratch"] = True
     file = load_config_file(config) if config is not None else None
     saved = (out or Path()) / "config.json"
     if resume and file is None and out is not None and saved.is_file():
         file = json.loads(saved.read_text())["config"]  # `--out DIR --resume` alone continues the run as it was
-    cfg = resolve_config(method or "", file=file, overrides=flags)
+    cfg = resolve_train_config(method, file=file, flags=flags, overrides=parse_overrides(overrides))
     with rich_progress() as progress:
         result = run_training(cfg, progress=progress)
     losses = ", ".join(f"{name} {value:.4g}" for name, value in result.final_losses.items())
@@ -309,8 +344,16 @@ def train(
         raise typer.Exit(130)
 
 
+def _show_warning(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
+    if issubclass(category, SrtkWarning):
+        console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+    else:
+        _python_show_warning(message, category, *args, **kwargs)  # type: ignore[arg-type]
+
+
 def main() -> None:
-    """Console entry point: SrtkError becomes one line on stderr and exit status 1."""
+    """Console entry point: SrtkError becomes one line on stderr and exit status 1; SrtkWarning one line too."""
+    warnings.showwarning = _show_warning
     try:
         app()
     except SrtkError as error:

@@ -84,13 +84,13 @@ def _evaluate(model: str, folder: Path, device: str, progress: ProgressFn) -> Ev
 def run_demo(
     out_dir: Path, *, iterations: int = DEMO_ITERATIONS, device: str = "auto", progress: ProgressFn = no_progress
 ) -> DemoResult:
-    from srtk.train.config import resolve_config  # training pulls in the loss library: only when asked
+    from srtk.presets import resolve_train_config  # training pulls in the loss library: only when asked
     from srtk.train.engine import run_training
 
     train_dir, test_dir, lr_dir = out_dir / "train", out_dir / "test", out_dir / "test_lr"
     write_samples(train_dir, TRAIN_SAMPLES)
     write_samples(test_dir, TEST_SAMPLES)
-    cfg = resolve_config(
+    cfg = resolve_train_config(
         "psnr",
         overrides={
             **DEMO_OVERRIDES,

@@ -19,3 +19,7 @@ class ConfigError(SrtkError):
 
 class CheckpointError(SrtkError):
     """A checkpoint file is missing, corrupt or of an unknown layout."""
+
+
+class SrtkWarning(UserWarning):
+    """Something the user asked for that works but departs from the papers (the CLI prints it as one line)."""

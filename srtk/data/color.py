@@ -1,6 +1,7 @@
 """MATLAB-compatible colour conversion (rgb2ycbcr / ycbcr2rgb, ITU-R BT.601, studio range).
 
-The papers measure PSNR/SSIM on the Y channel of MATLAB's rgb2ycbcr; these constants are MATLAB's.
+Papers 003 (sec. 4.1.2) and 004 (sec. IV-A) measure PSNR/SSIM on the Y channel of YCbCr without naming the
+conversion; srtk uses MATLAB's rgb2ycbcr (the shared/reference protocol), and these constants are MATLAB's.
 Convention: RGB, NCHW (or CHW), float in [0, 1]; YCbCr outputs are in [0, 1] too (Y in [16, 235] / 255).
 """
 

@@ -1,7 +1,9 @@
 """Paired SR data from folders of HR images, and the registry of benchmark datasets.
 
 LR images are never read from disk: they are made from HR with MATLAB-compatible bicubic downscaling and rounded
-to 8-bit levels, exactly as the papers prepare them (paper 000 sec. 5.1, paper 004 sec. IV-A), then cached.
+to 8-bit levels (shared/reference protocol), then cached. Papers 000 sec. 5.1 and 001 sec. 4.1 say "bicubic
+interpolation", paper 003 sec. 4.1.1 "bicubic (BI)"; only paper 002 sec. 3.1 names "MATLAB bicubic kernel", and
+paper 004 sec. IV-A states no degradation. None of them mentions the 8-bit rounding.
 """
 
 import hashlib
@@ -178,7 +180,7 @@ def download_dataset(name: str, *, root: Path | None = None, sha256: str | None 
 
 
 def make_lr(hr: Tensor, scale: int) -> Tensor:
-    """The papers' degradation: MATLAB bicubic downscale of (..., H, W) by 1/scale, rounded to 8-bit levels."""
+    """srtk's degradation: MATLAB bicubic downscale of (..., H, W) by 1/scale, rounded to 8-bit levels."""
     return quantize(imresize(hr, 1 / scale))
 
 

@@ -3,8 +3,8 @@
 MATLAB's imresize is separable: along each axis every output pixel is a weighted sum of input pixels, with
 weights from the cubic kernel (a = -0.5), stretched by 1/scale when downscaling (antialiasing), and with
 mirror-symmetric borders. Here each axis becomes one dense (out x in) weight matrix, so a resize is two batched
-matmuls: vectorized, batched, and the same code on CPU and GPU. The papers' LR inputs (paper 000 sec. 5.1,
-paper 003 sec. 4.1, paper 004 sec. IV-A: "bicubic degradation in MATLAB") are defined by this function.
+matmuls: vectorized, batched, and the same code on CPU and GPU. srtk's LR inputs are defined by this function:
+paper 002 sec. 3.1 uses "MATLAB bicubic kernel"; papers 000 sec. 5.1 and 003 sec. 4.1.1 say only "bicubic".
 """
 
 import math

@@ -70,8 +70,10 @@ class GradientGuidedLoss(nn.Module):
                 if (height, width) == (hr_height, hr_width):
                     down = hr
                 else:
-                    # f_down: the MATLAB bicubic that makes the LR inputs (paper 003 sec. 4.1), so every
-                    # scale's target comes from the same degradation, borders included.
+                    # f_down: "the downsampling function with bicubic kernel" (paper 003 eq. 13). Reading: the
+                    # MATLAB-style bicubic that makes srtk's BI LR inputs (paper 003 sec. 4.1.1 says only
+                    # "bicubic (BI)", not MATLAB), so every scale's target comes from the same degradation,
+                    # borders included.
                     down = imresize(hr, size=(height, width))
                 targets.append(self.gradient_map(down))
         return targets

@@ -10,20 +10,26 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from srtk.losses.pixel import PixelCriterion, PixelLoss
 from srtk.models.gradient import GRADIENT_EPS, GradientMap
 
 
 class GradientPixelLoss(nn.Module):
-    """L_SR^{Pix_GM} = E ||M(SR) - M(HR)||_1 (eq. 7): the gradient map of the SR image against HR's."""
+    """L_SR^{Pix_GM} = E ||M(SR) - M(HR)||_1 (eq. 7): the gradient map of the SR image against HR's.
 
-    def __init__(self, *, eps: float = GRADIENT_EPS) -> None:
+    `criterion` and `padding` exist for the SPSR authors' released code, which compares the maps by MSE and pads
+    the operator by 2 (srtk.presets.spsr_official_release); the defaults are the paper's.
+    """
+
+    def __init__(self, *, eps: float = GRADIENT_EPS, criterion: PixelCriterion = "l1", padding: int = 1) -> None:
         super().__init__()
-        self.gradient_map = GradientMap(eps=eps)
+        self.gradient_map = GradientMap(eps=eps, padding=padding)
+        self.compare = PixelLoss(criterion=criterion)
 
     def forward(self, sr: Tensor, hr: Tensor) -> Tensor:
         with torch.no_grad():  # the target
             hr_grad = self.gradient_map(hr)
-        return F.l1_loss(self.gradient_map(sr), hr_grad)
+        return self.compare(self.gradient_map(sr), hr_grad)
 
 
 class GradientBranchPixelLoss(nn.Module):
@@ -54,9 +60,9 @@ class GradientAdversarialInputs(nn.Module):
     discriminator step.
     """
 
-    def __init__(self, *, eps: float = GRADIENT_EPS) -> None:
+    def __init__(self, *, eps: float = GRADIENT_EPS, padding: int = 1) -> None:
         super().__init__()
-        self.gradient_map = GradientMap(eps=eps)
+        self.gradient_map = GradientMap(eps=eps, padding=padding)
 
     def forward(self, sr: Tensor, hr: Tensor) -> GradientPair:
         with torch.no_grad():

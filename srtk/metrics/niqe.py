@@ -4,8 +4,9 @@ Follows computequality.m with the released pristine model (niqe_data/modelparame
 MSCN coefficients from a 7x7 Gaussian (sigma 7/6, replicate borders), 96x96 blocks without overlap, 18 AGGD
 features per block at two scales (the second after MATLAB bicubic imresize by 0.5), and the Mahalanobis-like
 distance between the fitted and pristine multivariate Gaussians. All blocks are fitted at once in torch.
-The papers' PI/NIQE columns use the Y channel of MATLAB rgb2ycbcr, rounded to integers (as the SR benchmark
-code does), which gives 5.7296 on Set14 baboon like the original MATLAB code.
+The papers do not say how their PI (papers 001, 002: Tables 1-2) and NIQE (paper 004: Table III) columns were
+computed; srtk uses the Y channel of MATLAB rgb2ycbcr, rounded to integers (as the SR benchmark code does),
+which gives 5.7296 on Set14 baboon like the original MATLAB code.
 
 Flat blocks (a blank sky, the margin of a scanned page) have no negative or positive MSCN values, so their AGGD
 fit is 0/0. MATLAB's nanmean/nancov then drop them; naive ports divide by zero and return NaN. Here such blocks

@@ -1,8 +1,9 @@
-"""Training methods: which networks a method builds and which weighted losses its generator and critics minimise.
+"""A training method as the engine sees it: the generator and critics a configuration names, and the weighted
+losses they minimise. Which method it is never matters here: the configuration (srtk.presets) says what to build,
+and the generator declares what it outputs (srtk.models.capabilities); a weighted term whose input the generator
+does not produce is a ConfigError, never a term silently dropped.
 
-One class, `SRMethod`, covers the PSNR-oriented training and the GAN methods of the papers; a method is its
-config (srtk.train.config presets): every loss term with a non-zero weight is built, with whatever network
-it needs (image critic D_I, gradient critic D_GM), and nothing else. The terms:
+The terms:
 - pixel: L1 on images (SPSR eq. 3, ugsr eq. 12, GPSR eq. 18);
 - perceptual: VGG19 (SPSR eq. 4) or LPIPS (ugsr eq. 6);
 - adversarial: image critic, RaGAN/vanilla/hinge with a VGG-style critic (SPSR eq. 5-6), or the U-Net critic
@@ -15,7 +16,12 @@ A step takes a batch and returns named losses; a method knows nothing of devices
 Convention: images RGB, NCHW, float in [0, 1].
 """
 
+import inspect
+import typing
+import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -23,22 +29,24 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from srtk.errors import ConfigError
+from srtk.config.resolve import coerce
+from srtk.config.train import BACKBONE, ModelConfig, TrainConfig
+from srtk.errors import ConfigError, SrtkWarning
 from srtk.losses.adversarial import UNetDiscriminatorLoss, feature_matching_loss
 from srtk.losses.gg import GradientGuidedLoss
 from srtk.losses.gradient import GradientAdversarialInputs, GradientBranchPixelLoss, GradientPixelLoss
-from srtk.losses.perceptual import LPIPSLoss, VGGPerceptualLoss
+from srtk.losses.perceptual import VGG_CONTENT_LOSSES, LPIPSLoss
 from srtk.losses.pixel import PixelLoss
 from srtk.losses.registry import build_adversarial_loss
+from srtk.models.capabilities import GRADIENT_BRANCH, GRADIENT_MAPS, accepts_hr_grid, fusion_modules, outputs_of
 from srtk.models.discriminators import UNetDiscriminator
-from srtk.models.registry import build_model, load_model_with_card
-from srtk.train.config import LossConfig, ModelConfig, TrainConfig
+from srtk.models.registry import AUXILIARY, MODELS, build_model, load_model_with_card
+from srtk.runtime import sr_image
 
 IMAGE_CRITIC = "image"  # D_I
 GRADIENT_CRITIC = "gradient"  # D_GM
-GRADIENT_BRANCH_GENERATORS = ("spsr", "spsr-around", "ugsr")  # outputs carry `grad_branch`
-MULTI_SCALE_GENERATORS = ("gpsr", "gpsr-x8")  # outputs carry `gradient_maps`
-HR_GRID_GENERATORS = ("ugsr",)  # accept an HR-sized (MoA-mixed) input: paper 002 sec. 3.1
+# Loss terms that read a generator output other than the SR image: term -> the output it needs.
+TERM_INPUTS = {"branch_pixel": GRADIENT_BRANCH, "multi_scale_gradient": GRADIENT_MAPS}
 
 # MoA (Yoo et al. 2020, "Rethinking Data Augmentation for Image Super-resolution"; paper 002 sec. 3.1): per batch,
 # one augmentation drawn uniformly. We implement five of its seven (blend, RGB permutation, mixup, CutMix,
@@ -57,84 +65,134 @@ class GeneratorStep(NamedTuple):
     hr: Tensor  # (N, 3, H, W), the target actually used (MoA may have changed it)
 
 
-def generator_spec(method: str, model: ModelConfig, scale: int) -> tuple[str, dict[str, Any]]:
-    """(registry name, builder kwargs) of the generator a method trains: what its model card records."""
-    options = {"scale": scale, **dict(model.backbone_options)}
-    if method == "gpsr" or model.backbone in MULTI_SCALE_GENERATORS:
-        name = model.backbone if model.backbone in MULTI_SCALE_GENERATORS else "gpsr"
-        # GGS / CRFS / LRSAM of GPSR Table 3 are switches of the network itself.
-        switches = {"use_gradient_branch": model.gradient_branch, "use_crfs": model.crfs, "use_lrsam": model.lrsam}
-        return name, {**options, **switches}
-    if method == "spsr-g" and model.gradient_branch:
-        if model.backbone == "rrdbnet":
-            return "spsr", options
-        # Model-agnostic SPSR (paper 000 sec. 1, Table 7): the gradient branch taps any backbone.
-        backbone_options = dict(model.backbone_options)
-        return "spsr-around", {"backbone": model.backbone, "backbone_options": backbone_options, "scale": scale}
-    if method == "ugsr" and model.gradient_branch:
-        if model.backbone != "rrdbnet":
-            raise ConfigError(
-                f"ugsr fuses its gradient branch with the RRDBNet SR branch after upsampling (paper 002 Fig. 1); "
-                f"--backbone {model.backbone} is not supported"
-            )
-        return "ugsr", options
-    # psnr / srgan / esrgan, and the "without gradient branch" ablation: the plain backbone.
-    return model.backbone, options
+def typed_options(name: str, options: Mapping[str, Any], section: str) -> dict[str, Any]:
+    """Builder options (from a config file or --set) checked against the registry builder's signature: an unknown
+    key or a value of the wrong type is a ConfigError naming `section`.KEY, never a silently truthy string."""
+    if name not in MODELS:
+        raise ConfigError(f"unknown network {name!r}; choose one of: {', '.join(sorted(MODELS))}")
+    builder = MODELS[name]
+    parameters = inspect.signature(builder).parameters
+    hints = typing.get_type_hints(
+        builder.func.__init__
+        if isinstance(builder, partial)
+        else builder.__init__
+        if inspect.isclass(builder)
+        else builder
+    )
+    checked = {}
+    for key, value in options.items():
+        if key not in parameters:
+            raise ConfigError(f"{section}.{key}: {name} has no option {key!r}; it takes: {', '.join(parameters)}")
+        kind = hints.get(key)
+        checked[key] = coerce(value, kind, f"{section}.{key}") if kind in (bool, int, float, str) else value
+    return checked
 
 
-def _critic(name: str, options: Mapping[str, Any], hr_patch_size: int) -> nn.Module:
+def generator_spec(model: ModelConfig, scale: int) -> tuple[str, dict[str, Any]]:
+    """(registry name, builder kwargs) of the generator a model config names: what its model card records."""
+    if model.generator == BACKBONE:
+        if model.backbone is None:
+            raise ConfigError("model.generator=backbone needs a model.backbone (a registry SR network)")
+        return model.backbone, {
+            "scale": scale,
+            **typed_options(model.backbone, model.backbone_options, "model.backbone_options"),
+        }
+    options = {"scale": scale, **typed_options(model.generator, model.generator_options, "model.generator_options")}
+    if "backbone" in inspect.signature(MODELS[model.generator]).parameters:  # it wraps any backbone
+        if model.backbone is None:
+            raise ConfigError(f"{model.generator} wraps a backbone: give model.backbone (--backbone)")
+        options.update(backbone=model.backbone, backbone_options=dict(model.backbone_options))
+    elif model.backbone is not None:
+        raise ConfigError(
+            f"{model.generator} builds its own SR network; --backbone {model.backbone} does not apply "
+            f"(its sizes are model.generator_options)"
+        )
+    return model.generator, options
+
+
+def _critic(name: str, options: Mapping[str, Any], input_size: int) -> nn.Module:
     options = dict(options)
-    if name.startswith("vgg"):
-        options.setdefault("input_size", hr_patch_size)  # the VGG critic's FC head fixes its input size
+    if name in AUXILIARY and "input_size" in inspect.signature(AUXILIARY[name]).parameters:
+        options.setdefault("input_size", input_size)  # a critic's dense head fixes its input size: the patch's
     return build_model(name, **options)
 
 
-def _outputs(output: Any) -> tuple[Tensor, Tensor | None, tuple[Tensor, ...]]:
-    """(sr, gradient-branch map or None, multi-scale gradient maps) of any generator's output."""
-    if isinstance(output, Tensor):
-        return output, None, ()
-    return output.sr, getattr(output, "grad_branch", None), tuple(getattr(output, "gradient_maps", ()))
+def _field(output: Any, name: str) -> Any:
+    return None if isinstance(output, Tensor) else getattr(output, name, None)
+
+
+def scaled_kaiming_init(network: nn.Module, scale: float) -> None:
+    """ESRGAN's initialisation: Kaiming-normal convolutions (fan-in) scaled by `scale`, zero biases.
+
+    Small residual branches make a deep residual network start close to the identity (ESRGAN sec. 3.3)."""
+    for module in network.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(module.weight, a=0, mode="fan_in")
+            module.weight.data.mul_(scale)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
+@dataclass
+class InitReport:
+    """What `--init` copied into the generator and what it could not."""
+
+    copied: list[str] = field(default_factory=list)
+    not_in_source: list[str] = field(default_factory=list)  # e.g. SPSR's gradient branch from a plain RRDBNet
+    shape_mismatch: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"copied": len(self.copied), "not_in_source": self.not_in_source, "shape_mismatch": self.shape_mismatch}
 
 
 class SRMethod(nn.Module):
     """A generator, its critics and its weighted losses, as configured (see the module docstring)."""
 
-    def __init__(
-        self,
-        *,
-        method: str,
-        model: ModelConfig,
-        losses: LossConfig,
-        scale: int,
-        hr_patch_size: int,
-        mixture_of_augmentations: bool = False,
-    ) -> None:
+    def __init__(self, cfg: TrainConfig) -> None:
         super().__init__()
-        self.method = method
+        losses, model, scale = cfg.losses, cfg.model, cfg.data.scale
+        hr_patch_size = cfg.data.lr_patch_size * scale
         self.weights = losses
         self.scale = scale
-        self.architecture, self.architecture_config = generator_spec(method, model, scale)
+        self.architecture, self.architecture_config = generator_spec(model, scale)
         self.generator = build_model(self.architecture, **self.architecture_config)
-        self.has_branch = self.architecture in GRADIENT_BRANCH_GENERATORS
-        self.has_multi_scale = self.architecture in MULTI_SCALE_GENERATORS and model.gradient_branch
-        self.moa = mixture_of_augmentations
-        if self.moa and self.architecture not in HR_GRID_GENERATORS:
-            raise ConfigError(f"MoA needs a generator taking HR-grid input ({', '.join(HR_GRID_GENERATORS)})")
+        if model.kaiming_scale is not None:
+            scaled_kaiming_init(self.generator, model.kaiming_scale)
+        produced = outputs_of(self.generator)
+        for term, needed in TERM_INPUTS.items():
+            weight = getattr(losses, term)
+            if weight != 0 and needed not in produced:  # a configured weight is never dropped in silence
+                raise ConfigError(
+                    f"losses.{term}={weight:g} needs the generator's {needed!r} output, which {self.architecture} "
+                    f"does not produce; set losses.{term}=0 for this generator"
+                )
+        self.moa = cfg.data.mixture_of_augmentations
+        if self.moa and not accepts_hr_grid(self.generator):
+            raise ConfigError(
+                f"data.mixture_of_augmentations needs a generator taking HR-grid input, not {self.architecture}"
+            )
+        self.warmup_modules = fusion_modules(self.generator)
+        if cfg.optim.fusion_warmup > 0 and not self.warmup_modules:
+            raise ConfigError(f"optim.fusion_warmup: {self.architecture} declares no fusion layers to warm up")
 
         self.pixel = PixelLoss(criterion=losses.pixel_criterion) if losses.pixel > 0 else None  # type: ignore[arg-type]
         self.perceptual: nn.Module | None = None
         if losses.perceptual > 0:
             allow = losses.allow_random_perceptual
+            kind = losses.perceptual_kind
             self.perceptual = (
-                LPIPSLoss(allow_random=allow)
-                if losses.perceptual_kind == "lpips"
-                else VGGPerceptualLoss(allow_random=allow)
+                LPIPSLoss(allow_random=allow) if kind == "lpips" else VGG_CONTENT_LOSSES[kind](allow_random=allow)
             )
-        self.grad_pixel = GradientPixelLoss() if losses.grad_pixel > 0 else None
-        self.branch_pixel = GradientBranchPixelLoss() if losses.branch_pixel > 0 and self.has_branch else None
+        padding = losses.gradient_padding
+        self.grad_pixel = (
+            GradientPixelLoss(criterion=losses.grad_pixel_criterion, padding=padding)  # type: ignore[arg-type]
+            if losses.grad_pixel > 0
+            else None
+        )
+        self.branch_pixel = GradientBranchPixelLoss() if losses.branch_pixel > 0 else None
         self.multi_scale = (
             GradientGuidedLoss(multi_scale_weight=1.0, sr_gradient_weight=0.0, pixel_weight=0.0)
-            if losses.multi_scale_gradient > 0 and self.has_multi_scale
+            if losses.multi_scale_gradient > 0
             else None
         )
 
@@ -148,10 +206,11 @@ class SRMethod(nn.Module):
                 self.unet_loss = UNetDiscriminatorLoss(consistency_weight=losses.consistency)
         if losses.feature_matching > 0 and self.unet_loss is None:
             raise ConfigError("losses.feature_matching needs the U-Net image critic (model.discriminator=unet-sn)")
-        self.gradient_inputs = GradientAdversarialInputs() if losses.grad_adversarial > 0 else None
+        self.gradient_inputs = GradientAdversarialInputs(padding=padding) if losses.grad_adversarial > 0 else None
         if self.gradient_inputs is not None:
+            # A padded operator makes the gradient maps 2 (padding - 1) pixels larger than the HR patch.
             self.discriminators[GRADIENT_CRITIC] = _critic(
-                model.gradient_discriminator, model.gradient_discriminator_options, hr_patch_size
+                model.gradient_discriminator, model.gradient_discriminator_options, hr_patch_size + 2 * (padding - 1)
             )
         self.adversarial = build_adversarial_loss(losses.adversarial_kind) if self.discriminators else None
 
@@ -159,7 +218,13 @@ class SRMethod(nn.Module):
 
     def super_resolve(self, lr: Tensor) -> Tensor:
         """The generator's SR image for an LR batch (validation, inference)."""
-        return _outputs(self.generator(lr))[0]
+        return sr_image(self.generator(lr))
+
+    def warm_up(self, active: bool) -> None:
+        """Train only the fusion layers (active) or the whole generator: the SPSR release's branch warm-up."""
+        for name, parameter in self.generator.named_parameters():
+            if not any(name == module or name.startswith(f"{module}.") for module in self.warmup_modules):
+                parameter.requires_grad_(not active)
 
     def generator_losses(self, lr: Tensor, hr: Tensor) -> GeneratorStep:
         """Weighted generator objective for one batch; critics are frozen by the caller."""
@@ -169,7 +234,7 @@ class SRMethod(nn.Module):
             output = self.generator(mixed, hr_grid=True)
         else:
             output = self.generator(lr)
-        sr, branch, maps = _outputs(output)
+        sr = sr_image(output)
         terms: dict[str, Tensor] = {}
         weighted: list[Tensor] = []
 
@@ -183,9 +248,10 @@ class SRMethod(nn.Module):
             add("perceptual", self.perceptual(sr, hr), w.perceptual)
         if self.grad_pixel is not None:
             add("grad_pixel", self.grad_pixel(sr, hr), w.grad_pixel)
-        if self.branch_pixel is not None and branch is not None:
-            add("branch_pixel", self.branch_pixel(branch, hr), w.branch_pixel)
-        if self.multi_scale is not None and maps:
+        if self.branch_pixel is not None:
+            add("branch_pixel", self.branch_pixel(_field(output, GRADIENT_BRANCH), hr), w.branch_pixel)
+        if self.multi_scale is not None:
+            maps = tuple(_field(output, GRADIENT_MAPS))
             add("multi_scale_gradient", self.multi_scale(sr, hr, maps).multi_scale, w.multi_scale_gradient)
         if IMAGE_CRITIC in self.discriminators:
             critic = self.discriminators[IMAGE_CRITIC]
@@ -207,7 +273,7 @@ class SRMethod(nn.Module):
             real_logits = critic(pair.hr).detach()
             add("grad_adversarial", self.adversarial.generator_loss(critic(pair.sr), real_logits), w.grad_adversarial)
         if not weighted:
-            raise ConfigError(f"method {self.method!r} has no loss with a non-zero weight")
+            raise ConfigError("no loss has a non-zero weight: set at least one losses.* weight")
         terms["total"] = torch.stack([t.float() for t in weighted]).sum()
         return GeneratorStep(terms, sr, hr)
 
@@ -237,23 +303,67 @@ class SRMethod(nn.Module):
 
     # ----------------------------------------------------------------------------------- initialisation
 
-    def initialize_from(self, path: Path) -> int:
-        """Copy the weights of a checkpoint into the generator wherever names and shapes agree (paper 000
-        sec. 5.1: "a pretrained PSNR-oriented RRDB model to initialize the parameters of the shared
-        architectures"); returns how many tensors were copied."""
+    def initialize(self, model: ModelConfig, method: str) -> InitReport | None:
+        """Apply model.init, or refuse a preset that needs one (model.init_required) unless model.from_scratch."""
+        if model.init is not None:
+            return self.initialize_from(model.init)
+        if model.init_required:
+            if not model.from_scratch:
+                raise ConfigError(
+                    f"method {method} starts from a PSNR-oriented model, as its paper does: give --init CHECKPOINT "
+                    f"(e.g. the final.safetensors of srtk train --method psnr), or --from-scratch to train without one"
+                )
+            warnings.warn(
+                f"{method} trains from scratch (--from-scratch): its paper starts from a PSNR model",
+                SrtkWarning,
+                stacklevel=3,
+            )
+        return None
+
+    def initialize_from(self, path: Path) -> InitReport:
+        """Copy a checkpoint's weights into the generator wherever names and shapes agree (paper 000 sec. 5.1:
+        "a pretrained PSNR-oriented RRDB model to initialize the parameters of the shared architectures").
+
+        Tensors the source does not have stay as initialised and are reported, and so is a whole layer that the
+        source has in another shape (SPSR's backbone reconstructs features where RRDBNet's last conv emits RGB).
+        A layer the source has partly in another shape (its bias fits, its weight does not) is an error: that
+        layer would start half copied, half from noise, unnoticed (ugsr's packed input conv from an RRDBNet).
+        """
         network, _ = load_model_with_card(path)
         source = getattr(network, "network", network).state_dict()
         own = self.generator.state_dict()
+        report = InitReport()
         copied: dict[str, Tensor] = {}
+        status: dict[str, str] = {}
+        theirs: dict[str, str] = {}  # a mismatching tensor's name in the source
         for key, value in own.items():
-            for candidate in _shared_names(key):
-                if candidate in source and source[candidate].shape == value.shape:
-                    copied[key] = source[candidate]
-                    break
+            candidates = [name for name in _shared_names(key) if name in source]
+            fitting = [name for name in candidates if source[name].shape == value.shape]
+            if fitting:
+                copied[key] = source[fitting[0]]
+                status[key] = "copied"
+            elif candidates:
+                status[key], theirs[key] = "mismatch", candidates[0]
+            else:
+                status[key] = "absent"
         if not copied:
             raise ConfigError(f"{path}: no tensor of this checkpoint fits the {self.architecture} generator")
+        for key in own:
+            layer = key.rpartition(".")[0]
+            if status[key] == "mismatch":
+                if any(status[k] == "copied" for k in own if k.rpartition(".")[0] == layer):
+                    raise ConfigError(
+                        f"{path}: {key} has shape {tuple(source[theirs[key]].shape)} there but "
+                        f"{tuple(own[key].shape)} in {self.architecture}, while the rest of its layer fits: "
+                        f"this checkpoint is not this generator's pre-training (train one with --method psnr "
+                        f"--backbone {self.architecture})"
+                    )
+                report.shape_mismatch.append(key)
+            elif status[key] == "absent":
+                report.not_in_source.append(key)
+        report.copied = list(copied)
         self.generator.load_state_dict(copied, strict=False)
-        return len(copied)
+        return report
 
 
 # SPSR's SR branch is `backbone.*` (an RRDBNet); ugsr's trunk/upsampler are RRDBNet's under other names.
@@ -270,14 +380,7 @@ def _shared_names(key: str) -> list[str]:
 
 def build_method(cfg: TrainConfig) -> SRMethod:
     """The method object of a resolved TrainConfig."""
-    return SRMethod(
-        method=cfg.method,
-        model=cfg.model,
-        losses=cfg.losses,
-        scale=cfg.data.scale,
-        hr_patch_size=cfg.data.lr_patch_size * cfg.data.scale,
-        mixture_of_augmentations=cfg.data.mixture_of_augmentations,
-    )
+    return SRMethod(cfg)
 
 
 # ------------------------------------------------------------------------------------------------- MoA

@@ -34,8 +34,10 @@ def image_folder(folder: Path, count: int, *, first_seed: int = 0, size: int = 4
 
 
 def tiny_overrides(method: str, data: Path, out: Path, **extra: Any) -> dict[str, Any]:
-    """Dotted overrides turning a paper preset into a CPU-sized run of a few iterations."""
-    backbone = {"gpsr": TINY_GPSR, "srgan": TINY_SRRESNET}.get(method, TINY_RRDB)
+    """Dotted overrides turning a paper preset into a CPU-sized run of a few iterations.
+
+    Presets that start from a PSNR model (--init) train from scratch here (model.from_scratch): each test that
+    is about initialisation sets model.init itself."""
     overrides: dict[str, Any] = {
         "data.train": [str(data)],
         "data.lr_patch_size": 8,
@@ -48,15 +50,22 @@ def tiny_overrides(method: str, data: Path, out: Path, **extra: Any) -> dict[str
         "checkpoint.validate_every": 2,
         "checkpoint.log_every": 1,
         "runtime.device": "cpu",
-        "model.backbone_options": backbone,
         "losses.allow_random_perceptual": True,
+        "model.from_scratch": True,
         "model.discriminator_options": {"num_features": 4, "num_levels": 2}
         if method == "ugsr"
         else {"num_features": 4},
         "model.gradient_discriminator_options": {"num_features": 4},
     }
-    if method == "srgan":  # 8x8 LR patches: a 32 px critic input
-        overrides["model.discriminator_options"] = {"num_features": 4, "num_stages": 3}
+    # Generators that build their own SR network take their sizes as generator options, the others' backbone.
+    if method == "gpsr":
+        overrides["model.generator_options"] = TINY_GPSR
+    elif method == "ugsr":
+        overrides["model.generator_options"] = TINY_RRDB
+    else:
+        overrides["model.backbone_options"] = TINY_SRRESNET if method == "srgan" else TINY_RRDB
+    if method == "srgan":  # 8x8 LR patches: a 32 px input for SRGAN's critic
+        overrides["model.discriminator_options"] = {"num_features": 4, "num_stages": 3, "hidden_features": 16}
     overrides.update(extra)
     return overrides
 

@@ -47,11 +47,11 @@ def test_train_help_documents_every_method_and_its_defaults() -> None:
     result = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     for line in (
-        "spsr-g: rrdbnet; 15 x 32px",
+        "spsr-g: spsr-around over rrdbnet; 15 x 32px",
         "grad_adversarial 0.005, branch_pixel 0.5",
         "gpsr: gpsr; 8 x 48px",
         "cosine lr 0.0001 -> 1e-07",
-        "ugsr: rrdbnet; 16 x 32px",
+        "ugsr: ugsr; 16 x 32px",
         "srgan: srresnet",
         "esrgan: rrdbnet",
     ):

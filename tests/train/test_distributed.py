@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from srtk.train.config import resolve_config
+from srtk.presets import resolve_train_config
 from srtk.train.engine import run_training
 from tests.train import image_folder, tiny_overrides
 
@@ -28,7 +28,9 @@ def test_two_gloo_ranks_match_one_process_with_the_whole_batch(tmp_path: Path) -
         "checkpoint.validate_every": ITERATIONS,
     }
     # One process, batch 2 ...
-    single = run_training(resolve_config("psnr", overrides=tiny_overrides("psnr", data, tmp_path / "one", **common)))
+    single = run_training(
+        resolve_train_config("psnr", overrides=tiny_overrides("psnr", data, tmp_path / "one", **common))
+    )
     # ... against two ranks of batch 1: rank r takes every other index of the same permutation.
     ddp_out = tmp_path / "two"
     sets = [

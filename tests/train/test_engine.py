@@ -14,12 +14,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from srtk.config import EvalConfig
 from srtk.data.datasets import PairedPatchDataset
 from srtk.errors import ConfigError
+from srtk.evaluate import run_evaluation
 from srtk.models.registry import load_model
+from srtk.presets import resolve_train_config
 from srtk.train import methods
-from srtk.train.config import resolve_config
-from srtk.train.engine import STATE_FILE, BatchStream, ShardedSampler, Trainer, TrainingDiverged, run_training
+from srtk.train.data_stream import BatchStream, ShardedSampler
+from srtk.train.engine import STATE_FILE, Trainer, TrainingDiverged, run_training
 from srtk.train.state import load_training_state
 from tests.train import image_folder, tiny_overrides
 
@@ -47,7 +50,7 @@ def test_resume_after_sigkill_is_bit_identical(data: Path, tmp_path: Path) -> No
         f"""
         import time
         from pathlib import Path
-        from srtk.train.config import resolve_config
+        from srtk.presets import resolve_train_config
         from srtk.train.engine import run_training
 
         def progress(description, done, total, detail=""):
@@ -55,7 +58,7 @@ def test_resume_after_sigkill_is_bit_identical(data: Path, tmp_path: Path) -> No
                 Path({str(marker)!r}).write_text("3")
                 time.sleep(600)
 
-        run_training(resolve_config("ugsr", overrides={overrides!r}), progress=progress)
+        run_training(resolve_train_config("ugsr", overrides={overrides!r}), progress=progress)
         """
     )
     child = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
@@ -70,11 +73,13 @@ def test_resume_after_sigkill_is_bit_identical(data: Path, tmp_path: Path) -> No
     finally:
         if child.poll() is None:
             child.kill()
-    assert load_training_state(killed_out / STATE_FILE)["iteration"] == 2
+    assert load_training_state(killed_out / STATE_FILE)["run"]["iteration"] == 2
     assert not (killed_out / "final.safetensors").exists()
 
-    resumed = run_training(resolve_config("ugsr", overrides={**overrides, "checkpoint.resume": True}))
-    reference = run_training(resolve_config("ugsr", overrides=tiny_overrides("ugsr", data, reference_out, **extra)))
+    resumed = run_training(resolve_train_config("ugsr", overrides={**overrides, "checkpoint.resume": True}))
+    reference = run_training(
+        resolve_train_config("ugsr", overrides=tiny_overrides("ugsr", data, reference_out, **extra))
+    )
     assert resumed.iterations == reference.iterations == 6
     assert not torch.are_deterministic_algorithms_enabled()  # the engine restores the process-wide switch
     got, want = load_file(killed_out / "final.safetensors"), load_file(reference_out / "final.safetensors")
@@ -95,13 +100,13 @@ def test_resume_after_sigkill_is_bit_identical(data: Path, tmp_path: Path) -> No
 
 def test_resume_refuses_a_different_configuration(data: Path, tmp_path: Path) -> None:
     overrides = tiny_overrides("psnr", data, tmp_path, **{"optim.iterations": 2})
-    run_training(resolve_config("psnr", overrides=overrides))
+    run_training(resolve_train_config("psnr", overrides=overrides))
     changed = {**overrides, "checkpoint.resume": True, "optim.learning_rate": 1.0, "optim.iterations": 3}
     with pytest.raises(Exception, match="optim.learning_rate"):
-        run_training(resolve_config("psnr", overrides=changed))
+        run_training(resolve_train_config("psnr", overrides=changed))
     with pytest.raises(Exception, match="no training state"):
         run_training(
-            resolve_config(
+            resolve_train_config(
                 "psnr",
                 overrides={**overrides, "checkpoint.resume": True, "checkpoint.out_dir": str(tmp_path / "empty")},
             )
@@ -109,7 +114,7 @@ def test_resume_refuses_a_different_configuration(data: Path, tmp_path: Path) ->
 
 
 def test_non_finite_step_is_skipped_without_touching_any_state(data: Path, tmp_path: Path) -> None:
-    trainer = Trainer(resolve_config("esrgan", overrides=tiny_overrides("esrgan", data, tmp_path)))
+    trainer = Trainer(resolve_train_config("esrgan", overrides=tiny_overrides("esrgan", data, tmp_path)))
     batch = trainer.stream.next()
     # Parameters, not buffers: the critic's BatchNorm statistics follow every forward (unused in training mode).
     before = {k: v.detach().clone() for k, v in trainer.method.named_parameters()}
@@ -145,10 +150,10 @@ def test_repeated_failures_stop_with_the_last_checkpoint_intact(
     monkeypatch.setattr(methods.SRMethod, "generator_losses", failing_after_two)
     overrides = tiny_overrides("psnr", data, tmp_path, **{"optim.iterations": 10, "runtime.max_bad_steps": 3})
     with pytest.raises(TrainingDiverged, match="iteration 5 after 3 consecutive skipped steps"):
-        run_training(resolve_config("psnr", overrides=overrides))
+        run_training(resolve_train_config("psnr", overrides=overrides))
     state = load_training_state(tmp_path / STATE_FILE)
-    assert state["iteration"] == 4  # the periodic checkpoint (every 2) before the failures piled up
-    assert [s["iteration"] for s in state["skipped"]] == [3, 4]
+    assert state["run"]["iteration"] == 4  # the periodic checkpoint (every 2) before the failures piled up
+    assert [s["iteration"] for s in state["run"]["skipped"]] == [3, 4]
     skipped = [e for e in _read_log(tmp_path) if e["event"] == "skipped"]
     assert [e["iteration"] for e in skipped] == [3, 4, 5]
     assert json.loads((tmp_path / "result.json").read_text())["status"] == "diverged"
@@ -163,15 +168,15 @@ def test_sigterm_checkpoints_and_stops(data: Path, tmp_path: Path) -> None:
             os.kill(os.getpid(), signal.SIGTERM)  # the handler only flags: the step in flight completes
 
     overrides = tiny_overrides("psnr", data, tmp_path, **{"optim.iterations": 50, "checkpoint.every": 100})
-    result = run_training(resolve_config("psnr", overrides=overrides), progress=progress)
+    result = run_training(resolve_train_config("psnr", overrides=overrides), progress=progress)
     assert result.status == "interrupted" and result.iterations == 2
-    assert load_training_state(tmp_path / STATE_FILE)["iteration"] == 2
+    assert load_training_state(tmp_path / STATE_FILE)["run"]["iteration"] == 2
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
 
 
 def test_outputs_log_validation_and_result(data: Path, tmp_path: Path) -> None:
     overrides = tiny_overrides("psnr", data, tmp_path, **{"data.val_dataset": str(data), "data.val_max_images": 2})
-    result = run_training(resolve_config("psnr", overrides=overrides))
+    result = run_training(resolve_train_config("psnr", overrides=overrides))
     saved = json.loads((tmp_path / "result.json").read_text())
     assert saved["status"] == "completed" and saved["iterations"] == 4 and saved["srtk_version"]
     assert saved["config"]["method"] == "psnr" and saved["config"]["data"]["lr_patch_size"] == 8
@@ -189,9 +194,28 @@ def test_outputs_log_validation_and_result(data: Path, tmp_path: Path) -> None:
     assert final(torch.rand(1, 3, 8, 8)).shape == (1, 3, 32, 32)
 
 
+def test_validation_equals_srtk_evaluate_on_the_same_checkpoint(data: Path, tmp_path: Path) -> None:
+    # One protocol: the numbers training logs for its final weights are the numbers `srtk evaluate` reports for
+    # the saved checkpoint on the same images, tiled the same way.
+    overrides = tiny_overrides("psnr", data, tmp_path, **{"data.val_dataset": str(data), "data.val_tile": 8})
+    result = run_training(resolve_train_config("psnr", overrides=overrides))
+    cfg = EvalConfig(
+        model=str(tmp_path / "final.safetensors"),
+        datasets=(str(data),),
+        metrics=("psnr_y", "ssim_y"),
+        device="cpu",
+        tile=8,
+    )
+    evaluated = next(iter(run_evaluation(cfg).datasets.values()))
+    assert len(evaluated.images) == result.validation["images"] == 3
+    mean = evaluated.mean()
+    assert mean["psnr_y"] == pytest.approx(result.validation["psnr_y"], abs=1e-9)
+    assert mean["ssim_y"] == pytest.approx(result.validation["ssim_y"], abs=1e-9)
+
+
 def test_bf16_channels_last_and_ema(data: Path, tmp_path: Path) -> None:
     extra = {"runtime.precision": "bf16", "runtime.channels_last": True, "optim.ema_decay": 0.5}
-    trainer = Trainer(resolve_config("spsr-g", overrides=tiny_overrides("spsr-g", data, tmp_path, **extra)))
+    trainer = Trainer(resolve_train_config("spsr-g", overrides=tiny_overrides("spsr-g", data, tmp_path, **extra)))
     assert trainer.ema is not None
     initial = {k: v.detach().clone() for k, v in trainer.method.generator.named_parameters()}
     batch = trainer.stream.next()
@@ -206,7 +230,7 @@ def test_bf16_channels_last_and_ema(data: Path, tmp_path: Path) -> None:
 def test_fp16_needs_cuda(data: Path, tmp_path: Path) -> None:
     overrides = tiny_overrides("psnr", data, tmp_path, **{"runtime.precision": "fp16"})
     with pytest.raises(ConfigError, match="fp16 needs CUDA"):
-        Trainer(resolve_config("psnr", overrides=overrides))
+        Trainer(resolve_train_config("psnr", overrides=overrides))
 
 
 def test_batch_stream_resumes_mid_epoch_with_workers(data: Path) -> None:
@@ -232,7 +256,7 @@ def test_tensorboard_mirrors_the_log_when_installed(tmp_path: Path) -> None:
 
     data = image_folder(tmp_path / "hr", 2)
     overrides = tiny_overrides("psnr", data, tmp_path / "run", **{"checkpoint.log_every": 2})
-    run_training(resolve_config("psnr", overrides=overrides))
+    run_training(resolve_train_config("psnr", overrides=overrides))
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
     events.Reload()
     losses = events.Scalars("loss/g_total")

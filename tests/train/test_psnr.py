@@ -8,7 +8,7 @@ from srtk.data.datasets import evaluation_pairs
 from srtk.data.io import quantize
 from srtk.metrics.psnr_ssim import psnr_y
 from srtk.models.bicubic import Bicubic
-from srtk.train.config import resolve_config
+from srtk.presets import resolve_train_config
 from srtk.train.engine import run_training
 from tests.train import image_folder
 
@@ -42,7 +42,7 @@ def test_psnr_training_beats_bicubic_on_held_out_images(tmp_path: Path) -> None:
         "checkpoint.log_every": 50,
         "runtime.device": "cpu",
     }
-    result = run_training(resolve_config("psnr", overrides=overrides))
+    result = run_training(resolve_train_config("psnr", overrides=overrides))
     assert result.validation["images"] == 2
     bicubic_psnr = sum(bicubic) / len(bicubic)
     assert result.validation["psnr_y"] > bicubic_psnr + 1.0, (result.validation, bicubic_psnr)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from srtk.train.config import resolve_config
+from srtk.presets import resolve_train_config
 from srtk.train.engine import run_training
 from tests.conftest import shared_path
 from tests.train import tiny_overrides
@@ -32,7 +32,7 @@ def test_method_trains_on_real_photographs(method: str, photos: Path, tmp_path: 
         "checkpoint.log_every": ITERATIONS // 2,
         "data.repeat": 8,
     }
-    result = run_training(resolve_config(method, overrides=tiny_overrides(method, photos, tmp_path, **extra)))
+    result = run_training(resolve_train_config(method, overrides=tiny_overrides(method, photos, tmp_path, **extra)))
     assert result.status == "completed" and result.iterations == ITERATIONS and not result.skipped_steps
     records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     windows = [r["losses"] for r in records if r.get("event") == "train"]

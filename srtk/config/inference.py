@@ -1,9 +1,11 @@
-"""Typed, frozen configuration of srtk's jobs; one place applies defaults < file < CLI flags."""
+"""`srtk evaluate` and `srtk upscale` configuration: frozen, typed dataclasses, resolved like training's (defaults <
+file < flags < `--set`, srtk.config.resolve)."""
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from srtk.config.resolve import as_json_dict
 from srtk.errors import ConfigError
 
 # What `--metrics` accepts, and the result keys each name produces.
@@ -48,7 +50,7 @@ class EvalConfig:
         object.__setattr__(self, "result_keys", tuple(keys))
 
     def as_dict(self) -> dict[str, Any]:
-        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
+        return as_json_dict(self)
 
 
 @dataclass(frozen=True)
@@ -72,19 +74,3 @@ class UpscaleConfig:
             raise ConfigError(f"--tile-overlap must be >= 0, not {self.tile_overlap}")
         if self.bit_depth not in (8, 16):
             raise ConfigError(f"--bit-depth must be 8 or 16, not {self.bit_depth}")
-
-
-def with_overrides(cfg: Any, **changes: Any) -> Any:
-    """A copy of a config dataclass with `changes`; unknown keys are an error, never silently dropped."""
-    unknown = sorted(set(changes) - {f.name for f in fields(cfg) if f.init})
-    if unknown:
-        raise ConfigError(f"unknown option(s): {', '.join(unknown)}")
-    return replace(cfg, **changes)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, tuple):
-        return list(value)
-    return value
