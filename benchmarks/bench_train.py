@@ -41,6 +41,7 @@ def run_variant(name: str, batch: int, steps: int, data: Path, out: Path) -> dic
         "data.num_workers": 0,
         "data.repeat": 64,
         "losses.allow_random_perceptual": True,
+        "model.from_scratch": True,  # speed only: no PSNR model to start from
         "checkpoint.out_dir": str(out),
         **VARIANTS[name],
     }
