@@ -14,14 +14,12 @@ Convention: images RGB, NCHW, float in [0, 1].
 """
 
 import copy
-import random
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -44,6 +42,7 @@ from srtk.train.state import (
     restore_rng_state,
     rng_state,
     save_training_state,
+    seed_everything,
 )
 from srtk.train.validation import Validation
 from srtk.version import __version__
@@ -65,10 +64,6 @@ class StepReport:
     overflow: bool = False  # fp16: the scaler skipped the update and lowered its scale (normal while it settles)
 
 
-def _seed(seed: int) -> None:
-    torch.manual_seed(seed), random.seed(seed), np.random.seed(seed % 2**32)
-
-
 class Trainer:
     """One training run; `run_training` is the public entry point, this class is split out for tests."""
 
@@ -83,7 +78,9 @@ class Trainer:
             torch.use_deterministic_algorithms(True)  # restored by close()
         self.log = RunLog(self.out_dir, main=self.processes.main, tensorboard=cfg.checkpoint.tensorboard)
 
-        _seed(runtime.seed)  # the same on every rank: identical initial weights; then a per-rank stream for steps
+        seed_everything(
+            runtime.seed
+        )  # the same on every rank: identical initial weights; then a per-rank stream for steps
         self.method: SRMethod = build_method(cfg)
         self.init_report = None if cfg.checkpoint.resume else self.method.initialize(model, cfg.method)
         self.method.to(device)
@@ -91,7 +88,7 @@ class Trainer:
             self.method.to(memory_format=torch.channels_last)
         self.processes.broadcast(self.method)
         self.ema = copy.deepcopy(self.method.generator).requires_grad_(False).eval() if cfg.optim.ema_decay else None
-        _seed(runtime.seed + self.processes.rank)
+        seed_everything(runtime.seed + self.processes.rank)
 
         networks = {"generator": self.method.generator, **self.method.discriminators}
         self.optimizers = Optimizers(networks, cfg.optim, fused=device.type == "cuda")
@@ -232,7 +229,7 @@ class Trainer:
         self.stream.seek(self.state.data_position)
         restore_rng_state(state["rng"])
         if self.processes.distributed:  # each rank continues its own stream from its own seed
-            _seed(self.cfg.runtime.seed + self.processes.rank + self.state.iteration)
+            seed_everything(self.cfg.runtime.seed + self.processes.rank + self.state.iteration)
         self.log.write({"event": "resumed", "iteration": self.state.iteration})
 
     # --------------------------------------------------------------------------------------------- run

@@ -17,11 +17,9 @@ Convention: images RGB, NCHW, float in [0, 1].
 """
 
 import inspect
-import typing
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -72,18 +70,11 @@ def typed_options(name: str, options: Mapping[str, Any], section: str) -> dict[s
         raise ConfigError(f"unknown network {name!r}; choose one of: {', '.join(sorted(MODELS))}")
     builder = MODELS[name]
     parameters = inspect.signature(builder).parameters
-    hints = typing.get_type_hints(
-        builder.func.__init__
-        if isinstance(builder, partial)
-        else builder.__init__
-        if inspect.isclass(builder)
-        else builder
-    )
     checked = {}
     for key, value in options.items():
         if key not in parameters:
             raise ConfigError(f"{section}.{key}: {name} has no option {key!r}; it takes: {', '.join(parameters)}")
-        kind = hints.get(key)
+        kind = parameters[key].annotation  # srtk writes real annotations (no `from __future__ import annotations`)
         checked[key] = coerce(value, kind, f"{section}.{key}") if kind in (bool, int, float, str) else value
     return checked
 

@@ -41,6 +41,13 @@ class RunState:
         return cls(**{key: saved[key] for key in cls.__dataclass_fields__})
 
 
+def seed_everything(seed: int) -> None:
+    """Seed every random generator a training step may draw from (those rng_state saves)."""
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+
+
 def rng_state() -> dict[str, Any]:
     """The states of every random generator a training step may draw from (torch CPU/CUDA, Python, NumPy)."""
     kind, keys, position, has_gauss, cached = np.random.get_state()  # type: ignore[misc]
