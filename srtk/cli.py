@@ -45,15 +45,21 @@ def rich_progress() -> Iterator[ProgressFn]:
         TimeRemainingColumn(),
         TextColumn("{task.fields[detail]}"),  # e.g. training: it/s and the latest losses
     )
-    with Progress(*columns, console=console, transient=False) as bars:
-        tasks: dict[str, int] = {}
+    bars = Progress(*columns, console=console, transient=False)
+    tasks: dict[str, int] = {}
 
-        def report(description: str, done: int, total: int, detail: str = "") -> None:
-            if description not in tasks:
-                tasks[description] = bars.add_task(description, total=total, detail=detail)
-            bars.update(tasks[description], completed=done, total=total, detail=detail)
+    def report(description: str, done: int, total: int, detail: str = "") -> None:
+        if not tasks:  # started by the first report: an error before any work leaves stderr at one line
+            bars.start()
+        if description not in tasks:
+            tasks[description] = bars.add_task(description, total=total, detail=detail)
+        bars.update(tasks[description], completed=done, total=total, detail=detail)
 
+    try:
         yield report
+    finally:
+        if tasks:
+            bars.stop()
 
 
 def _split(values: str) -> tuple[str, ...]:
@@ -278,6 +284,14 @@ def demo(
     stdout.print(f"comparison JSON:                    {result.result_file}")
 
 
+def _training_flags(named: dict[str, object], data: list[str]) -> dict[str, object]:
+    """The dotted config keys of the flags typed (None: not given) and of --data (repeatable)."""
+    flags = {key: value for key, value in named.items() if value is not None}
+    if data:
+        flags["data.train"] = list(data)
+    return flags
+
+
 @app.command(
     epilog="Method presets (the papers' settings; change any with --config or --set):\n\n" + describe_presets()
 )
@@ -292,6 +306,12 @@ def train(
     iterations: int | None = typer.Option(None, help="Total training iterations."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in OUT from its last checkpoint."),
     init: Path | None = typer.Option(None, "--init", help="Initialise the generator from this (PSNR) checkpoint."),
+    nse: Path | None = typer.Option(
+        None, "--nse", help="spsr-p/spsr-j: the structure extractor (final.safetensors of srtk pretrain-nse)."
+    ),
+    embedding: Path | None = typer.Option(
+        None, "--embedding", help="pcl: a fixed pre-trained embedding network E_D (PCL-F, paper 004 Table V)."
+    ),
     from_scratch: bool = typer.Option(
         False, "--from-scratch", help="Train a preset that starts from --init without one (a warning)."
     ),
@@ -315,12 +335,12 @@ def train(
         "checkpoint.out_dir": out,
         "optim.iterations": iterations,
         "model.init": init,
+        "structure.nse": nse,
+        "contrastive.embedding_checkpoint": embedding,
         "runtime.device": device,
         "runtime.precision": precision,
     }
-    flags.update({key: value for key, value in named.items() if value is not None})
-    if data:
-        flags["data.train"] = list(data)
+    flags.update(_training_flags(named, data))
     if resume:
         flags["checkpoint.resume"] = True
     if allow_random_perceptual:
@@ -342,6 +362,102 @@ def train(
     if result.status == "interrupted":
         stdout.print(f"resume with: srtk train --out {result.out_dir} --resume (and the same options)")
         raise typer.Exit(130)
+
+
+@app.command("pretrain-nse")
+def pretrain_nse(
+    task: str = typer.Option("contrastive", help="Pretext task: contrastive (SPSR-P) or jigsaw (SPSR-J)."),
+    sampling: str | None = typer.Option(None, help="Contrastive context layout: h, v or c (default: h)."),
+    data: list[str] = typer.Option([], "--data", help="Training set: registry name or folder of HR images."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Output folder: checkpoints, log, result."),
+    iterations: int | None = typer.Option(None, help="Total training iterations."),
+    batch_size: int | None = typer.Option(None, help="Patches per batch (default: 48)."),
+    patch_size: int | None = typer.Option(None, help="HR patch size in pixels, a multiple of 4 (default: 420)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in OUT from its last checkpoint."),
+    evaluate: Path | None = typer.Option(
+        None, "--evaluate", help="Measure this NSE instead of training one: heads re-fitted, top-1 vs chance."
+    ),
+    test: str = typer.Option("set14", help="--evaluate: test images (registry name or folder)."),
+    repeats: int = typer.Option(8, help="--evaluate: random anchor draws per test patch."),
+    device: str | None = typer.Option(None, help="'auto', 'cpu', 'cuda', ... (torchrun: one GPU per rank)."),
+    precision: str | None = typer.Option(None, help="fp32, bf16 or fp16."),
+    config: Path | None = typer.Option(None, "--config", help="YAML or TOML file of options (overrides the preset)."),
+    overrides: list[str] = typer.Option([], "--set", help="SECTION.KEY=VALUE, e.g. pretext.temperature=32."),
+) -> None:
+    """Train the neural structure extractor by a pretext task (paper 000 sec. 4.2), or measure one (--evaluate)."""
+    from srtk.config import load_config_file, parse_overrides
+    from srtk.errors import ConfigError
+    from srtk.presets import resolve_pretext_config
+
+    flags: dict[str, object] = {}
+    if patch_size is not None:
+        if patch_size <= 0 or patch_size % 4:
+            raise ConfigError(f"--patch-size {patch_size}: must be a positive multiple of 4 (the NSE's stride)")
+        flags["data.lr_patch_size"] = patch_size // 4  # the data stream cuts HR patches as LR patches x4
+    named = {
+        "pretext.sampling": sampling,
+        "optim.iterations": iterations,
+        "data.batch_size": batch_size,
+        "runtime.device": device,
+        "runtime.precision": precision,
+    }
+    flags.update(_training_flags(named, data))
+    file = load_config_file(config) if config is not None else None
+    if evaluate is not None:
+        _evaluate_nse(evaluate, out or Path("runs/nse-evaluation"), test, repeats, flags, file, overrides)
+        return
+    flags["checkpoint.out_dir"] = out or Path(f"runs/nse-{task}")
+    if resume:
+        flags["checkpoint.resume"] = True
+    from srtk.train.engine import run_training
+
+    cfg = resolve_pretext_config(task, file=file, flags=flags, overrides=parse_overrides(overrides))
+    with rich_progress() as progress:
+        result = run_training(cfg, progress=progress)
+    losses = ", ".join(f"{name} {value:.4g}" for name, value in result.final_losses.items())
+    stdout.print(f"{result.status} after {result.iterations} iterations; {losses or '-'}")
+    stdout.print(f"NSE written to {result.model or result.out_dir}")
+    if result.status == "interrupted":
+        stdout.print(f"resume with: srtk pretrain-nse --task {task} --out {result.out_dir} --resume")
+        raise typer.Exit(130)
+
+
+def _evaluate_nse(
+    nse: Path, out: Path, test: str, repeats: int, flags: dict, file: dict | None, overrides: list[str]
+) -> None:
+    from srtk.config import parse_overrides
+    from srtk.presets import resolve_pretext_config
+    from srtk.train.pretext_evaluation import NSEEvaluation, evaluate_nse, refit_flags
+
+    train = tuple(flags.pop("data.train", ("div2k",)))  # type: ignore[arg-type]
+    spec = NSEEvaluation(
+        nse=nse,
+        out_dir=out,
+        train=train,
+        test=test,
+        sampling=flags.pop("pretext.sampling", None),  # type: ignore[arg-type]
+        repeats=repeats,
+        device=str(flags.pop("runtime.device", "auto")),
+    )
+    refit = {
+        task: resolve_pretext_config(
+            task,
+            file=file,
+            flags={**refit_flags(spec), **flags, "checkpoint.out_dir": out / f"refit-{task}"},
+            overrides=parse_overrides(overrides),
+        )
+        for task in ("contrastive", "jigsaw")
+    }
+    with rich_progress() as progress:
+        report = evaluate_nse(spec, refit, progress=progress)
+    table = Table(title=f"{nse} on {test} patches (heads re-fitted on the frozen extractor)")
+    for column in ("task", "patch", "top-1", "chance", "patches"):
+        table.add_column(column, justify="right")
+    for task in refit:
+        row = report[task]
+        table.add_row(task, str(row["patch_size"]), f"{row['top1']:.4f}", f"{row['chance']:.4f}", str(row["patches"]))
+    stdout.print(table)
+    stdout.print(f"evaluation written to {out / 'evaluation.json'}")
 
 
 def _show_warning(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:

@@ -8,14 +8,30 @@ after it reads the configuration.
 - "spsr-g": SPSR with gradient guidance (paper 000 sec. 3.2-3.3 and 5.1; paper 001).
 - "ugsr": gradient branch + U-Net discriminator + LPIPS (paper 002 sec. 2-3.1).
 - "gpsr": GPSR with the gradient-guided loss (paper 003 sec. 3.2.2, 4.1).
+- "spsr-p" / "spsr-j": SPSR with the structure loss of an NSE pre-trained by contrastive prediction / jigsaw
+  puzzles (paper 000 sec. 4.3, 5.1); "spsr-r", "spsr-vgg", "spsr-resnet": the same with a random NSE, ImageNet
+  VGG19 or ResNet18 as the extractor (Appendix C, Table 6).
+- "pcl": PCL on any backbone (paper 004 sec. III-IV).
+The pretext tasks of `srtk pretrain-nse` (paper 000 sec. 4.2, 5.1) are presets too (PRETEXT_PRESETS).
 """
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
+from functools import partial
 from typing import Any
 
 from srtk.config.resolve import resolve
-from srtk.config.train import BACKBONE, DataConfig, LossConfig, ModelConfig, OptimConfig, TrainConfig
+from srtk.config.train import (
+    BACKBONE,
+    ContrastiveConfig,
+    DataConfig,
+    LossConfig,
+    ModelConfig,
+    OptimConfig,
+    PretextConfig,
+    StructureConfig,
+    TrainConfig,
+)
 from srtk.errors import ConfigError
 
 SPSR_MILESTONES = (50_000, 100_000, 200_000, 300_000)  # paper 000 sec. 5.1; paper 002 sec. 3.1
@@ -156,6 +172,81 @@ def gpsr_preset() -> TrainConfig:
     )
 
 
+def spsr_structure_preset(
+    method: str, structure: StructureConfig, *, perceptual: float = 1.0
+) -> Callable[[], TrainConfig]:
+    """SPSR with the structure loss (paper 000 eq. 17): L_Per + beta_I L_Pix + beta_SF L_PixSF + gamma_SF L_AdvSF
+    with beta_I 0.01 and beta_SF 1e-7, gamma_SF 0.1 (sec. 5.1); the image-space adversarial loss and both
+    gradient-space losses are removed (sec. 4.3), the gradient branch and its loss beta_GB 0.5 stay (reading:
+    sec. 4.3 removes L_AdvI, L_PixGM and L_AdvGM only; Table 3 ablates the branch, "w/o GB"). Everything else as
+    SPSR-G (sec. 5.1): 15 patches of 32x32 LR, lr 1e-4 halved at 50k/100k/200k/300k, from the PSNR model.
+    reading: D_SF plays the relativistic average GAN of D_GM ("similar to that used for the gradient loss")."""
+
+    def build() -> TrainConfig:
+        cfg = spsr_g_preset()
+        return replace(
+            cfg,
+            method=method,
+            losses=LossConfig(
+                pixel=0.01,  # beta_SR^I
+                perceptual=perceptual,  # eq. 17: L_SR^Per unweighted
+                perceptual_kind="vgg",
+                adversarial_kind="ragan",
+                branch_pixel=0.5,  # beta_GB^GM
+                structure_pixel=1e-7,  # beta_SR^SF (sec. 5.1)
+                structure_adversarial=0.1,  # gamma_SR^SF (sec. 5.1)
+            ),
+            structure=structure,
+        )
+
+    return build
+
+
+def pcl_preset() -> TrainConfig:
+    """PCL (paper 004): L1 + alpha L_CL with alpha 0.1 (eq. 12, Table VII), K_P = K_N = 4 (sec. III-B), the first
+    L = 4 layers of the Haar-band embedding E_D (sec. III-C, III-D), 48x48 LR patches, batch 16, Adam
+    (0.9, 0.999, 1e-8) (sec. III-E). The backbone is re-trained from scratch with its own recipe (sec. IV-A);
+    EDSR, RCAN, HAN and NLSN share it in their code bases: lr 1e-4 halved every 2x10^5 iterations.
+    reading: 10^6 iterations (the EDSR code base's 1000 epochs of 1000 iterations); E_D's lr = the SR network's."""
+    return TrainConfig(
+        method="pcl",
+        data=DataConfig(lr_patch_size=48, batch_size=16),
+        optim=OptimConfig(
+            iterations=1_000_000,
+            learning_rate=1e-4,
+            discriminator_learning_rate=1e-4,
+            milestones=(200_000, 400_000, 600_000, 800_000),
+            gamma=0.5,
+        ),
+        losses=LossConfig(pixel=1.0, contrastive=0.1),
+        model=ModelConfig(generator=BACKBONE, backbone="edsr-baseline"),  # EDSR-S, Table II's first row
+        contrastive=ContrastiveConfig(),
+    )
+
+
+def nse_pretext_preset(task: str) -> TrainConfig:
+    """Pre-training of the NSE (paper 000 sec. 5.1): 420x420 HR patches (105 x 4: the LR half of each batch is
+    unused), batch 48, 32 feature channels; contrastive prediction with tau 64 and lr 1e-3 x0.2 every 20 epochs,
+    jigsaw with lr 1e-4 decayed every 30 epochs. reading: the jigsaw decay factor is not given (0.2, as the
+    contrastive one); an epoch is one patch per training image (DIV2K: 800 / 48 = 16 iterations), and the
+    lengths, not given either, are three decays each: 60 epochs (1,000 iterations) and 90 epochs (1,500)."""
+    contrastive = task == "contrastive"
+    return TrainConfig(
+        method=f"nse-{task}",
+        data=DataConfig(lr_patch_size=105, scale=4, batch_size=48),
+        optim=OptimConfig(
+            iterations=1_000 if contrastive else 1_500,
+            learning_rate=1e-3 if contrastive else 1e-4,
+            step_epochs=20 if contrastive else 30,
+            gamma=0.2,
+            milestones=(),
+        ),
+        losses=LossConfig(pixel=0.0),
+        model=ModelConfig(backbone=None),
+        pretext=PretextConfig(task=task),
+    )
+
+
 def spsr_official_release(cfg: TrainConfig) -> TrainConfig:
     """The SPSR authors' released training code, where it differs from paper 000: the first 5k iterations train
     only the fusion block (the branches are copied or warming up), the generator starts from ESRGAN's Kaiming
@@ -182,6 +273,15 @@ PRESETS: dict[str, Preset] = {
     "spsr-g": Preset(spsr_g_preset, official_release=spsr_official_release),
     "ugsr": Preset(ugsr_preset),
     "gpsr": Preset(gpsr_preset),
+    "spsr-p": Preset(spsr_structure_preset("spsr-p", StructureConfig(extractor="nse", nse_task="contrastive"))),
+    "spsr-j": Preset(spsr_structure_preset("spsr-j", StructureConfig(extractor="nse", nse_task="jigsaw"))),
+    "spsr-r": Preset(spsr_structure_preset("spsr-r", StructureConfig(extractor="nse", random_nse=True))),
+    "spsr-vgg": Preset(spsr_structure_preset("spsr-vgg", StructureConfig(extractor="vgg19"))),
+    "spsr-resnet": Preset(spsr_structure_preset("spsr-resnet", StructureConfig(extractor="resnet18"))),
+    "pcl": Preset(pcl_preset),
+}
+PRETEXT_PRESETS: dict[str, Callable[[], TrainConfig]] = {
+    task: partial(nse_pretext_preset, task) for task in ("contrastive", "jigsaw")
 }
 DEFAULT_METHOD = "psnr"
 
@@ -222,6 +322,24 @@ def resolve_train_config(
     return replace(first, method=method)
 
 
+def resolve_pretext_config(
+    task: str,
+    *,
+    file: Mapping[str, Any] | None = None,
+    flags: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> TrainConfig:
+    """The pretext preset of `task` < config file < flags < `--set` overrides (`srtk pretrain-nse`)."""
+    if task not in PRETEXT_PRESETS:
+        raise ConfigError(f"unknown pretext task {task!r}; choose one of: {', '.join(PRETEXT_PRESETS)}")
+    file = dict(file or {})
+    file.pop("method", None)
+    cfg = resolve(PRETEXT_PRESETS[task](), file=file, flags=flags, overrides=overrides)
+    if cfg.pretext.task != task:
+        raise ConfigError(f"pretext.task={cfg.pretext.task}: the task is chosen with --task (here {task})")
+    return cfg
+
+
 def describe_presets() -> str:
     """One paragraph per method preset with the papers' numbers it carries (for `srtk train --help`)."""
     return "\n\n".join(f"{name}: {describe(preset.build())}" for name, preset in PRESETS.items())
@@ -248,11 +366,27 @@ def describe(cfg: TrainConfig) -> str:
         critics.append(f"D_I {model.discriminator}")
     if losses.grad_adversarial > 0:
         critics.append(f"D_GM {model.gradient_discriminator}")
+    if losses.structure_adversarial > 0:
+        critics.append(f"D_SF {cfg.structure.discriminator}")
+    if losses.contrastive > 0 and cfg.contrastive.embedding != "vgg" and cfg.contrastive.embedding_checkpoint is None:
+        critics.append(f"E_D on {cfg.contrastive.embedding} input (contrastive discriminator loss)")
     if model.generator == BACKBONE:
         network = model.backbone
     else:
         network = model.generator + (f" over {model.backbone}" if model.backbone else "")
     init = "; starts from --init (a PSNR-oriented model)" if model.init_required else ""
+    if losses.structure_pixel > 0 or losses.structure_adversarial > 0:
+        structure = cfg.structure
+        if structure.extractor != "nse":
+            extractor = f"ImageNet {structure.extractor}"
+        elif structure.random_nse:
+            extractor = "a randomly initialised NSE"
+        else:
+            extractor = f"the NSE of --nse (pretrain-nse --task {structure.nse_task or 'contrastive|jigsaw'})"
+        init += f"; structure features from {extractor}"
+    if losses.contrastive > 0:
+        c = cfg.contrastive
+        init += f"; K_P {c.num_positives} sharpened, K_N {c.num_negatives} blurred, L {c.num_layers} layers"
     return (
         f"{network}; {data.batch_size} x {data.lr_patch_size}px LR patches, x{data.scale}; "
         f"{optim.iterations // 1000}k iterations, {schedule}; losses: {weights}"

@@ -29,7 +29,7 @@ def test_no_code_outside_the_presets_compares_a_method_name() -> None:
 def test_method_only_names_appear_in_the_presets_alone() -> None:
     # Names that are methods and nothing else (ugsr/gpsr are networks too, psnr a metric).
     method_only = set(PRESETS) - set(MODELS) - {"psnr"}
-    assert method_only == {"srgan", "esrgan", "spsr-g"}
+    assert method_only == {"srgan", "esrgan", "spsr-g", "spsr-p", "spsr-j", "spsr-r", "spsr-vgg", "spsr-resnet", "pcl"}
     offenders = [
         f"{path.relative_to(PACKAGE)}:{node.lineno} {node.value!r}"
         for path, tree in _sources().items()

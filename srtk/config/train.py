@@ -15,6 +15,10 @@ SCHEDULES = ("constant", "multistep", "cosine")
 PERCEPTUAL_KINDS = ("vgg", "vgg-srgan", "lpips")  # vgg-srgan: MSE on relu5_4 / 12.75^2 (Ledig et al.)
 BEST_METRICS = ("psnr_y", "ssim_y")
 BACKBONE = "backbone"  # model.generator: train the backbone itself (psnr, esrgan; the "no branch" ablations)
+STRUCTURE_EXTRACTORS = ("nse", "vgg19", "resnet18")  # paper 000 sec. 4.1 and Appendix C
+PRETEXT_TASKS = ("contrastive", "jigsaw")  # paper 000 sec. 4.2
+SAMPLING_STRATEGIES = ("h", "v", "c")  # paper 000 Appendix B, Fig. 13
+EMBEDDING_SPACES = ("haar", "rgb", "fft", "vgg")  # paper 004 Table IV configs 3, 2, 5 and 1
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,9 @@ class OptimConfig:
     schedule: str = "multistep"  # "constant", "multistep" (x gamma at each milestone), "cosine"
     milestones: tuple[int, ...] = (50_000, 100_000, 200_000, 300_000)
     gamma: float = 0.5
+    # Multiply the learning rate by gamma every N epochs of the training data instead of at `milestones`
+    # (paper 000 sec. 5.1, the NSE's schedules); None: milestones in iterations.
+    step_epochs: int | None = None
     min_learning_rate: float = 1e-7  # cosine floor
     cosine_period: int | None = None  # cosine restarts every N iterations; None: one period over the run
     # The first N iterations train only the generator's fusion layers (the SPSR release's branch warm-up).
@@ -79,6 +86,9 @@ class LossConfig:
     grad_adversarial: float = 0.0  # gradient discriminator D_GM, generator side (SPSR eq. 9)
     branch_pixel: float = 0.0  # gradient branch output vs M(HR) (SPSR eq. 10, ugsr eq. 9)
     multi_scale_gradient: float = 0.0  # GPSR eq. 14 (alpha of eq. 16)
+    structure_pixel: float = 0.0  # beta_SF: L1 between F(SR) and F(HR), structure features (paper 000 eq. 14, 16)
+    structure_adversarial: float = 0.0  # gamma_SF: D_SF on structure features, generator side (paper 000 eq. 15)
+    contrastive: float = 0.0  # alpha: PCL's contrastive loss on E_D features (paper 004 eq. 10, 12)
     allow_random_perceptual: bool = False  # tests only: VGG/LPIPS with random weights
 
 
@@ -101,6 +111,56 @@ class ModelConfig:
     from_scratch: bool = False  # train an init_required preset without --init anyway (a warning is logged)
     # Scaled Kaiming initialisation of the generator (ESRGAN's x0.1, which the SPSR release uses); None: PyTorch's.
     kaiming_scale: float | None = None
+
+
+@dataclass(frozen=True)
+class StructureConfig:
+    """The structure extractor F of the structure loss and its critic D_SF (paper 000 sec. 4.3, Appendix C)."""
+
+    extractor: str = "nse"  # "nse" (a pretrain-nse checkpoint), or ImageNet "vgg19" / "resnet18" (Appendix C)
+    nse: Path | None = None  # the NSE checkpoint (`--nse`): final.safetensors of `srtk pretrain-nse`
+    random_nse: bool = False  # SPSR-R: a randomly initialised NSE instead of a checkpoint (Appendix C)
+    nse_task: str | None = None  # the pretext task the NSE must come from (spsr-p: contrastive); None: any
+    discriminator: str = "spsr-structure"  # D_SF (paper 000 sec. 4.3)
+    discriminator_options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ContrastiveConfig:
+    """PCL's samples, embedding network and contrastive loss (paper 004 sec. III-B to III-D)."""
+
+    num_positives: int = 4  # K_P (sec. III-B)
+    num_negatives: int = 4  # K_N = K_P = 4 (sec. III-B)
+    blur_kernel_sizes: tuple[int, ...] = (3, 5, 7, 9, 11)  # "uniformly sampled from {3, 5, 7, 9, 11}" (sec. III-B)
+    blur_sigma: tuple[float, float] = (0.3, 1.5)  # "kernel width uniformly from [0.3, 1.5]" (sec. III-B)
+    # Strength a of Sharpen (eq. 5), uniform per image and positive: I + a (I - smooth(I)), PIL/kornia "sharpness"
+    # with factor 1 + a. reading: no kernel or range in the paper; the authors' release draws factors in [0.5, 3],
+    # whose part below 1 blurs, so srtk keeps its sharpening part, a in [0, 2] (srtk.losses.contrastive_samples).
+    sharpen_amount: tuple[float, float] = (0.0, 2.0)
+    temperature: float = 1.0  # tau of eq. 8. reading: not in the paper; the authors' release uses raw cosines (1)
+    num_layers: int = 4  # L: "the first 4 intermediate layers" (sec. III-D)
+    embedding: str = "haar"  # E_D's input: Haar LH/HL/HH (default), RGB, FFT, or a fixed ImageNet VGG19 (Table IV)
+    embedding_options: Mapping[str, Any] = field(default_factory=dict)  # EmbeddingNetwork kwargs
+    embedding_checkpoint: Path | None = None  # PCL-F: a fixed pre-trained E_D (`--embedding`, Table V)
+    # HR is always a positive and the bicubic-upsampled LR always a negative; these add the generated samples.
+    # reading: Table IV config 4 ("no Aug") = Table VI's first row (same numbers): HR vs LR only, as in the release.
+    generate_samples: bool = True  # Table IV config 4 turns the sharpened/blurred sample generation off
+    use_positives: bool = True  # Table VI "Pos": the K_P sharpened positives
+    use_negatives: bool = True  # Table VI "Neg": the K_N blurred negatives
+
+
+@dataclass(frozen=True)
+class PretextConfig:
+    """Self-supervised training of the neural structure extractor (`srtk pretrain-nse`, paper 000 sec. 4.2)."""
+
+    task: str | None = None  # "contrastive" or "jigsaw"; None: an SR method, not a pretext run
+    sampling: str = "h"  # contrastive context layout h / v / c (Appendix B, Fig. 13)
+    temperature: float = 64.0  # tau of eq. 12 (sec. 5.1)
+    targets_per_image: int = 64  # anchors drawn per patch per step (each against all its negatives)
+    nse: Path | None = None  # start the extractor from this NSE checkpoint (the head starts fresh)
+    freeze_extractor: bool = False  # re-fit only the head on a frozen extractor (the evaluation of Appendix B.2)
+    head_options: Mapping[str, Any] = field(default_factory=dict)  # ContrastivePredictor / JigsawClassifier kwargs
+    extractor_options: Mapping[str, Any] = field(default_factory=dict)  # NeuralStructureExtractor kwargs
 
 
 @dataclass(frozen=True)
@@ -136,6 +196,9 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     losses: LossConfig = field(default_factory=LossConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    structure: StructureConfig = field(default_factory=StructureConfig)
+    contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
+    pretext: PretextConfig = field(default_factory=PretextConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
 
@@ -150,6 +213,18 @@ class TrainConfig:
             raise ConfigError(f"losses.perceptual_kind must be one of {', '.join(PERCEPTUAL_KINDS)}")
         if self.losses.gradient_padding < 1:
             raise ConfigError(f"losses.gradient_padding must be at least 1, not {self.losses.gradient_padding}")
+        choices = {
+            "structure.extractor": (self.structure.extractor, STRUCTURE_EXTRACTORS),
+            "contrastive.embedding": (self.contrastive.embedding, EMBEDDING_SPACES),
+            "pretext.sampling": (self.pretext.sampling, SAMPLING_STRATEGIES),
+        }
+        if self.structure.nse_task is not None:
+            choices["structure.nse_task"] = (self.structure.nse_task, PRETEXT_TASKS)
+        if self.pretext.task is not None:
+            choices["pretext.task"] = (self.pretext.task, PRETEXT_TASKS)
+        for name, (value, allowed) in choices.items():
+            if value not in allowed:
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
         if self.checkpoint.best_metric not in BEST_METRICS:
             raise ConfigError(f"checkpoint.best_metric must be one of {', '.join(BEST_METRICS)}")
         positive = {

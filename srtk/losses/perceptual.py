@@ -10,21 +10,22 @@ one-line SrtkError naming the exact path; `allow_random=True` builds randomly in
 import re
 from collections.abc import Callable, Sequence
 from functools import partial
-from pathlib import Path
 from typing import get_args
 
 import torch
 from torch import Tensor, nn
 from torchvision.models import VGG19_Weights, vgg
 
-from srtk.errors import CheckpointError, ConfigError
+from srtk.errors import ConfigError
 from srtk.losses.pixel import PixelCriterion, pixel_distance
 from srtk.metrics.lpips import LPIPS, LPIPSNetwork
-from srtk.models.pretrained import require_hub_checkpoint
-
-# torchvision's ImageNet statistics: the VGG weights were trained on inputs normalised by them.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from srtk.models.pretrained import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    load_vgg19_features,
+    require_hub_checkpoint,
+    vgg19_layer_indices,
+)
 
 # SPSR trains in ESRGAN's framework (paper 000 sec. 5.1), whose perceptual loss compares VGG19 conv5_4 (the 4th
 # convolution after the 4th max-pooling) *before* the ReLU: activated deep features are sparse. Paper 000 itself
@@ -45,22 +46,32 @@ SRGAN_VGG_CRITERION: PixelCriterion = "l2"
 _LAYER_NAME = re.compile(r"^(conv|relu)(\d+)_(\d+)$")
 
 
-def vgg19_layer_indices(features: nn.Sequential) -> dict[str, int]:
-    """Names 'conv{block}_{k}' / 'relu{block}_{k}' -> index in torchvision's VGG19 `features`.
+def frozen_vgg19_trunk(layer_names: Sequence[str], *, allow_random: bool) -> tuple[nn.Sequential, tuple[int, ...]]:
+    """(torchvision's VGG19 `features` cut after the deepest of `layer_names`, the index of each named layer).
 
-    Derived by walking the layers (a max-pool closes a block) rather than hard-coding indices.
+    ImageNet weights come from the hub cache (one-line error when absent) unless `allow_random`; the trunk is
+    frozen and in eval mode, its ReLUs not in place. Shared by the perceptual loss and PCL's VGG embedding.
     """
-    names: dict[str, int] = {}
-    block, conv = 1, 0
-    for index, layer in enumerate(features):
-        if isinstance(layer, nn.MaxPool2d):
-            block, conv = block + 1, 0
-        elif isinstance(layer, nn.Conv2d):
-            conv += 1
-            names[f"conv{block}_{conv}"] = index
-        elif isinstance(layer, nn.ReLU):
-            names[f"relu{block}_{conv}"] = index
-    return names
+    # torchvision's vgg19() `features` exactly (same indices, same checkpoint keys), without building
+    # the 120M-parameter classifier no loss uses.
+    if not layer_names:
+        raise ConfigError("a VGG19 trunk needs at least one layer, e.g. relu1_1")
+    features = vgg.make_layers(vgg.cfgs["E"], batch_norm=False)
+    names = vgg19_layer_indices(features)
+    unknown = [name for name in layer_names if name not in names]
+    if unknown:
+        raise ConfigError(f"unknown VGG19 layer(s) {', '.join(unknown)}; choose from: {', '.join(names)}")
+    indices = tuple(names[name] for name in layer_names)
+    if not allow_random:
+        load_vgg19_features(features, require_hub_checkpoint(VGG19_Weights.IMAGENET1K_V1, "VGG19"))
+    trunk = features[: max(indices) + 1]  # keep only what the deepest requested layer needs
+    for layer in trunk:
+        if isinstance(layer, nn.ReLU):
+            # torchvision's ReLUs are in-place: they would overwrite a tapped pre-activation output.
+            layer.inplace = False
+    trunk.requires_grad_(False)  # a fixed measuring stick, never trained
+    trunk.eval()
+    return trunk, indices
 
 
 class VGGPerceptualLoss(nn.Module):
@@ -84,27 +95,10 @@ class VGGPerceptualLoss(nn.Module):
             raise ConfigError("VGG perceptual loss needs at least one layer, e.g. conv5_4")
         if criterion not in get_args(PixelCriterion):
             raise ConfigError(f"unknown criterion {criterion!r}; choose one of: {', '.join(get_args(PixelCriterion))}")
-        # torchvision's vgg19() `features` exactly (same indices, same checkpoint keys), without building
-        # the 120M-parameter classifier this loss never uses.
-        features = vgg.make_layers(vgg.cfgs["E"], batch_norm=False)
-        names = vgg19_layer_indices(features)
-        unknown = [name for name, _ in layers if name not in names]
-        if unknown:
-            raise ConfigError(f"unknown VGG19 layer(s) {', '.join(unknown)}; choose from: {', '.join(names)}")
         self.layer_names = tuple(name for name, _ in layers)
         self.layer_weights = tuple(float(weight) for _, weight in layers)
-        self.layer_indices = tuple(names[name] for name in self.layer_names)
         self.criterion: PixelCriterion = criterion
-        if not allow_random:
-            load_vgg19_features(features, require_hub_checkpoint(VGG19_Weights.IMAGENET1K_V1, "VGG19"))
-        # Keep only what the deepest requested layer needs.
-        self.features = features[: max(self.layer_indices) + 1]
-        for layer in self.features:
-            if isinstance(layer, nn.ReLU):
-                # torchvision's ReLUs are in-place: they would overwrite a tapped pre-activation output.
-                layer.inplace = False
-        self.features.requires_grad_(False)  # a fixed measuring stick, never trained
-        self.features.eval()
+        self.features, self.layer_indices = frozen_vgg19_trunk(self.layer_names, allow_random=allow_random)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -140,21 +134,6 @@ VGG_CONTENT_LOSSES: dict[str, Callable[..., VGGPerceptualLoss]] = {
     "vgg": VGGPerceptualLoss,  # ESRGAN / SPSR (paper 000 eq. 4): L1 on conv5_4, weight 1
     "vgg-srgan": partial(VGGPerceptualLoss, layers=SRGAN_VGG_LAYERS, criterion=SRGAN_VGG_CRITERION),
 }
-
-
-def load_vgg19_features(features: nn.Sequential, path: Path) -> None:
-    """Fill torchvision-layout VGG19 `features` from a torchvision vgg19 checkpoint (classifier ignored)."""
-    try:
-        state_dict = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # truncated download, wrong file: name it in one line
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"{path}: cannot read VGG19 weights ({reason})") from error
-    prefix = "features."
-    own = {key[len(prefix) :]: value for key, value in state_dict.items() if key.startswith(prefix)}
-    missing = sorted(set(features.state_dict()) - set(own))
-    if missing:
-        raise CheckpointError(f"{path}: not a torchvision VGG19 checkpoint (missing features.{missing[0]})")
-    features.load_state_dict(own, strict=True)
 
 
 class LPIPSLoss(nn.Module):

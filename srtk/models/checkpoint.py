@@ -40,6 +40,7 @@ class ModelCard:
     method: str | None = None  # training method (psnr, spsr-g, ...), None for converted weights
     training_data: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+    losses: dict[str, float] = field(default_factory=dict)  # the weighted loss terms it was trained with
     source: str = ""  # provenance: "trained by srtk", "converted from X (layout)"
     notes: str = ""
 

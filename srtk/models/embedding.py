@@ -11,7 +11,9 @@ released code): eight 3x3 conv-BN-LeakyReLU blocks of widths 64, 64, 128, 128, 2
 in every second block, then FC 1024 -> 1. The "intermediate layers" are the first blocks' outputs after
 their activation (the authors' code stores each block output, then runs an in-place LeakyReLU on it, so the
 features it compares are the activated ones).
-Convention: images RGB, NCHW, float in [0, 1], even height and width.
+Table IV compares E_D's input: Haar LH/HL/HH (config 3, the default), the RGB image itself (config 2) and an FFT
+"frequency map" (config 5); `input_transform` picks one (INPUT_TRANSFORMS).
+Convention: images RGB, NCHW, float in [0, 1]; even height and width for the Haar input.
 """
 
 import re
@@ -30,6 +32,7 @@ HAAR_SIZE = 2  # the Haar filters are 2x2, applied with stride 2
 NUM_BANDS = 4  # LL, LH, HL, HH
 NUM_HIGH_BANDS = 3  # LH, HL, HH feed E_D
 KERNEL_SIZE = 3  # every E_D conv
+SPECTRUM_PARTS = 2  # the FFT map stacks the real and the imaginary part of each colour's spectrum
 
 
 class HaarBands(NamedTuple):
@@ -84,6 +87,66 @@ class HaarWavelet(nn.Module):
         return torch.cat([bands.lh, bands.hl, bands.hh], dim=1)
 
 
+class InputTransform(nn.Module):
+    """What E_D sees of an (N, C, H, W) image: (N, channels_per_colour * C, H / downsampling, W / downsampling)."""
+
+    channels_per_colour: int
+    downsampling: int
+
+
+class HaarHighFrequency(InputTransform):
+    """E_D's default input (Table IV config 3): H_w(I), the LH, HL, HH sub-bands at half size (sec. III-C)."""
+
+    channels_per_colour = NUM_HIGH_BANDS
+    downsampling = HAAR_SIZE
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.haar = HaarWavelet()
+
+    def forward(self, img: Tensor) -> Tensor:
+        return self.haar.high_frequency(img)  # (N, 3C, H/2, W/2)
+
+
+class RGBInput(InputTransform):
+    """Table IV config 2: "we remove the wavelet transform and train our embedding network in RGB space"."""
+
+    channels_per_colour = 1
+    downsampling = 1
+
+    def forward(self, img: Tensor) -> Tensor:
+        return img  # (N, C, H, W)
+
+
+class FourierMap(InputTransform):
+    """Table IV config 5: E_D on the FFT "frequency map" of the image, at full size.
+
+    reading: the paper names only "the FFT transform" and says the Haar map "is only half the size of the original
+    image" (sec. IV-D3), so the FFT map keeps the full H x W. Each colour's orthonormal 2-D spectrum
+    (torch.fft.fft2, norm="ortho": the map has the image's energy, as the orthonormal Haar bands do) is centred
+    (fftshift: the low frequencies form one contiguous block instead of four corners, which zero-padded convs
+    would cut apart) and split into real and imaginary parts, [Re_rgb, Im_rgb]: linear in the image, so
+    differentiable everywhere, unlike magnitude (|z| at 0) and phase (wraps at +-pi).
+    """
+
+    channels_per_colour = SPECTRUM_PARTS
+    downsampling = 1
+
+    def forward(self, img: Tensor) -> Tensor:
+        # FFTs take no bfloat16/float16 (and half only for powers of two on CUDA): transform in float32 at least.
+        work = img if img.dtype in (torch.float32, torch.float64) else img.float()
+        spectrum = torch.fft.fftshift(torch.fft.fft2(work, norm="ortho"), dim=(-2, -1))
+        return torch.cat([spectrum.real, spectrum.imag], dim=1)  # (N, 2C, H, W)
+
+
+# E_D's input transforms (Table IV): name -> module with `channels_per_colour` and `downsampling` (of H and W).
+INPUT_TRANSFORMS: dict[str, type[InputTransform]] = {
+    "haar": HaarHighFrequency,  # config 3, the paper's pipeline
+    "rgb": RGBInput,  # config 2
+    "fft": FourierMap,  # config 5
+}
+
+
 class EmbeddingOutput(NamedTuple):
     """E_D's verdict on a batch and the features the contrastive loss compares."""
 
@@ -92,15 +155,17 @@ class EmbeddingOutput(NamedTuple):
 
 
 class EmbeddingNetwork(nn.Module):
-    """E_D of PCL (paper 004 sec. III-C): Haar high-frequency sub-bands -> VGG-style discriminator.
+    """E_D of PCL (paper 004 sec. III-C): Haar high-frequency sub-bands (or RGB, or FFT) -> VGG-style discriminator.
 
-    (N, in_channels, input_size, input_size) image -> EmbeddingOutput; `features()` works at any even size.
+    (N, in_channels, input_size, input_size) image -> EmbeddingOutput; `features()` works at any size the input
+    transform takes (even for Haar).
     """
 
     def __init__(
         self,
         *,
-        in_channels: int = 3,  # RGB: E_D sees 3 * 3 = 9 sub-band channels
+        input_transform: str = "haar",  # sec. III-C: Haar LH/HL/HH; "rgb" / "fft": Table IV configs 2 / 5
+        in_channels: int = 3,  # RGB: with Haar, E_D sees 3 * 3 = 9 sub-band channels
         num_features: int = 64,  # width of the first two blocks (EDSR-code discriminator)
         num_blocks: int = 8,  # conv-BN-LeakyReLU blocks; every second one has stride 2
         hidden_features: int = 1024,  # first FC layer (EDSR-code discriminator)
@@ -111,14 +176,29 @@ class EmbeddingNetwork(nn.Module):
         super().__init__()
         if not 1 <= num_feature_layers <= num_blocks:
             raise ConfigError(f"num_feature_layers={num_feature_layers} must lie in 1..num_blocks={num_blocks}")
-        downsampling = HAAR_SIZE * DOWNSAMPLE_STRIDE ** (num_blocks // 2)
+        if input_transform not in INPUT_TRANSFORMS:
+            raise ConfigError(
+                f"unknown input_transform {input_transform!r}; choose one of: {', '.join(INPUT_TRANSFORMS)}"
+            )
+        self.input_transform = input_transform
+        self.input_map: InputTransform = INPUT_TRANSFORMS[input_transform]()
+        downsampling = self.input_map.downsampling * DOWNSAMPLE_STRIDE ** (num_blocks // 2)
         if input_size < downsampling or input_size % downsampling:
             raise ConfigError(f"EmbeddingNetwork input_size={input_size} must be a positive multiple of {downsampling}")
         self.input_size = input_size
         self.num_feature_layers = num_feature_layers
-        self.haar = HaarWavelet()
+        self._config: dict[str, Any] = {
+            "input_transform": input_transform,
+            "in_channels": in_channels,
+            "num_features": num_features,
+            "num_blocks": num_blocks,
+            "hidden_features": hidden_features,
+            "input_size": input_size,
+            "num_feature_layers": num_feature_layers,
+            "negative_slope": negative_slope,
+        }
         blocks: list[nn.Module] = []
-        channels = NUM_HIGH_BANDS * in_channels
+        channels = self.input_map.channels_per_colour * in_channels
         for index in range(num_blocks):
             width = num_features * 2 ** (index // 2)  # 64, 64, 128, 128, 256, 256, 512, 512
             stride = DOWNSAMPLE_STRIDE if index % 2 else 1
@@ -139,10 +219,16 @@ class EmbeddingNetwork(nn.Module):
         final_size = input_size // downsampling
         self.classifier = logit_head(channels * final_size * final_size, hidden_features, negative_slope)
 
+    def card_config(self) -> dict[str, Any]:
+        """The keyword arguments that rebuild this network: the `config` of its model card (PCL-F reloads it)."""
+        return dict(self._config)
+
     def features(self, img: Tensor, num_layers: int | None = None) -> tuple[Tensor, ...]:
         """The first `num_layers` (default num_feature_layers) block outputs: what the loss uses."""
         count = self.num_feature_layers if num_layers is None else num_layers
-        x = self.haar.high_frequency(img)  # (N, 9, H/2, W/2)
+        if not 1 <= count <= len(self.blocks):
+            raise ConfigError(f"E_D has {len(self.blocks)} blocks: cannot return the first {count} as features")
+        x = self.input_map(img)  # haar: (N, 9, H/2, W/2); rgb: (N, 3, H, W); fft: (N, 6, H, W)
         out = []
         for block in self.blocks[:count]:
             x = block(x)
@@ -151,7 +237,7 @@ class EmbeddingNetwork(nn.Module):
 
     def forward(self, img: Tensor) -> EmbeddingOutput:
         require_input_size(img, self.input_size, "EmbeddingNetwork")
-        all_feats = self.features(img, num_layers=len(self.blocks))  # last: (N, 512, H/32, W/32)
+        all_feats = self.features(img, num_layers=len(self.blocks))  # last: (N, 512, input_size / downsampling, ...)
         score = self.classifier(all_feats[-1].flatten(1))  # (N, 1)
         return EmbeddingOutput(score, all_feats[: self.num_feature_layers])
 

@@ -17,12 +17,13 @@ context positions to a prediction of the target position's feature; trained with
 negatives from the same feature map whose receptive fields overlap neither the target's nor the context's.
 J (jigsaw, sec. 4.2): three fully connected layers that classify which of the 4! = 24 permutations shuffled
 the features of a 2x2 grid of non-overlapping positions.
+PretextModel: F with one of the two heads, what `srtk pretrain-nse` trains and saves (losses: srtk.losses.pretext).
 Convention: images RGB, NCHW, float in [0, 1]; structure features (N, 32, ceil(H/4), ceil(W/4)).
 """
 
 import itertools
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +33,7 @@ KERNEL_SIZE = 3  # every NSE conv is 3x3 (Fig. 12 caption: "Conv, k3s1c64")
 DOWNSAMPLE_STRIDE = 2  # two stride-2 convs: features at 1/4 resolution (sec. 4.1)
 NUM_JIGSAW_TILES = 4  # "M is set to 4 ... located in a 2x2 grid" (sec. 4.2)
 JIGSAW_GRID = 2
+PRETEXT_TASKS = ("contrastive", "jigsaw")  # sec. 4.2: contrastive prediction (SPSR-P), jigsaw puzzles (SPSR-J)
 
 
 class _ResidualBlock(nn.Module):
@@ -66,6 +68,9 @@ class NeuralStructureExtractor(nn.Module):
         self.block1 = _ResidualBlock(num_features)  # conv2, conv3
         self.down = nn.Conv2d(num_features, out_features, KERNEL_SIZE, DOWNSAMPLE_STRIDE, pad)  # conv4
         self.block2 = _ResidualBlock(out_features)  # conv5, conv6
+        # What a user of F sizes itself by (the structure critic D_SF: input = HR patch // stride).
+        self.out_channels = out_features
+        self.stride = receptive_field(self)[1]
 
     def forward(self, img: Tensor) -> Tensor:
         half = self.block1(F.relu(self.stem(img)))  # (N, 64, H/2, W/2)
@@ -189,16 +194,17 @@ def negative_mask(
     """
     occupied = torch.tensor(((0, 0), *offsets), device=targets.device)  # (M+1, 2): target and its context
     claimed = targets[:, None, :] + occupied[None]  # (T, M+1, 2)
-    grid = torch.stack(
-        torch.meshgrid(
-            torch.arange(height, device=targets.device),
-            torch.arange(width, device=targets.device),
-            indexing="ij",
-        ),
-        dim=-1,
-    ).reshape(-1, 2)  # (H*W, 2)
-    distance = (grid[None, None] - claimed[:, :, None]).abs().amax(dim=-1)  # (T, M+1, H*W), Chebyshev
-    return (distance >= separation).all(dim=1).reshape(-1, height, width)
+    rows = torch.arange(height, device=targets.device)
+    cols = torch.arange(width, device=targets.device)
+    # Two windows overlap iff they are closer than `separation` along both axes: the test is separable, so it
+    # needs (T, M+1, H) + (T, M+1, W) comparisons and one (T, H, W) mask, not a (T, M+1, H*W) distance tensor
+    # (gigabytes for a batch of 420x420 patches).
+    near_rows = (rows[None, None] - claimed[..., :1]).abs() < separation  # (T, M+1, H)
+    near_cols = (cols[None, None] - claimed[..., 1:]).abs() < separation  # (T, M+1, W)
+    overlapped = torch.zeros(len(targets), height, width, dtype=torch.bool, device=targets.device)
+    for claim in range(occupied.shape[0]):  # M+1 <= 5 claimed positions, not a loop over pixels
+        overlapped |= near_rows[:, claim, :, None] & near_cols[:, claim, None, :]
+    return ~overlapped
 
 
 class JigsawClassifier(nn.Module):
@@ -229,3 +235,64 @@ class JigsawClassifier(nn.Module):
     def forward(self, shuffled: Tensor) -> Tensor:
         """(N, 4*C) shuffled concatenation -> (N, 24) permutation logits c of eq. 13."""
         return self.mlp(shuffled)
+
+
+class PretextModel(nn.Module):
+    """F with its pretext head: what `srtk pretrain-nse` trains and saves; `--nse` loads its .extractor.
+
+    task "contrastive": F_P with the predictor P over the context layout `sampling` (h, v, c: Appendix B);
+    task "jigsaw": F_J with the classifier J over a 2x2 grid (sec. 4.2; `sampling` and `predictor_layers` are
+    then unused but recorded). Context and tiles sit `separation` feature positions apart, the fewest with
+    disjoint receptive fields. forward returns the structure features F(img), so a loaded PretextModel is
+    usable as an extractor; the pretext losses are srtk.losses.pretext.
+    """
+
+    def __init__(
+        self,
+        *,
+        task: str = "contrastive",  # SPSR-P, the paper's main method (sec. 5.3)
+        sampling: str = "h",  # "An example of horizontal sampling is shown in Fig. 5 (a)" (sec. 4.2)
+        in_channels: int = 3,
+        num_features: int = 64,  # F's first-stage width (Fig. 12 caption)
+        out_features: int = 32,  # structure-feature channels (sec. 5.1)
+        hidden_features: int = 256,  # P's / J's hidden width: not stated in the paper
+        predictor_layers: int = 3,  # P's depth, "several fully connected layers": not stated in the paper
+    ) -> None:
+        super().__init__()
+        if task not in PRETEXT_TASKS:
+            raise ValueError(f"unknown pretext task {task!r}; choose one of: {', '.join(PRETEXT_TASKS)}")
+        self.task = task
+        self.sampling = sampling
+        self._config = {
+            "task": task,
+            "sampling": sampling,
+            "in_channels": in_channels,
+            "num_features": num_features,
+            "out_features": out_features,
+            "hidden_features": hidden_features,
+            "predictor_layers": predictor_layers,
+        }
+        self.extractor = NeuralStructureExtractor(
+            in_channels=in_channels, num_features=num_features, out_features=out_features
+        )
+        self.separation = min_separation(*receptive_field(self.extractor))
+        context = context_offsets(sampling, self.separation)  # validates `sampling` for both tasks
+        self.head: ContrastivePredictor | JigsawClassifier
+        if task == "contrastive":
+            self.offsets = context
+            self.head = ContrastivePredictor(
+                num_features=out_features,
+                num_context=len(context),
+                hidden_features=hidden_features,
+                num_layers=predictor_layers,
+            )
+        else:
+            self.offsets = jigsaw_offsets(self.separation)
+            self.head = JigsawClassifier(num_features=out_features, hidden_features=hidden_features)
+
+    def card_config(self) -> dict[str, Any]:
+        """The keyword arguments that rebuild this model: the `config` of its model card."""
+        return dict(self._config)
+
+    def forward(self, img: Tensor) -> Tensor:
+        return self.extractor(img)  # (N, out_features, ceil(H/4), ceil(W/4))

@@ -24,7 +24,7 @@ from srtk.models.embedding import EmbeddingNetwork
 from srtk.models.gpsr import GPSR
 from srtk.models.han import HAN
 from srtk.models.nlsn import NLSN
-from srtk.models.nse import NeuralStructureExtractor
+from srtk.models.nse import NeuralStructureExtractor, PretextModel
 from srtk.models.rcan import RCAN
 from srtk.models.rrdbnet import RRDBNet
 from srtk.models.spsr import SPSR, spsr_rrdbnet
@@ -80,6 +80,7 @@ AUXILIARY: dict[str, Callable[..., nn.Module]] = {
     "unet-sn": UNetDiscriminator,  # paper 002
     "srgan-critic": SRGANDiscriminator,  # SRGAN discriminator on 96x96 HR patches (Ledig et al. 2017, Fig. 4)
     "nse": NeuralStructureExtractor,  # paper 000 sec. 4.1
+    "nse-pretext": PretextModel,  # F with its pretext head (sec. 4.2): `srtk pretrain-nse`; card config: task, sampling
     "pcl-embedding": EmbeddingNetwork,  # paper 004 sec. III-C
 }
 # Models that need no weights: `--model NAME` works without a checkpoint.
@@ -132,6 +133,20 @@ def convert_official_to_srtk(source: Path, target: Path) -> ModelCard:
     return card
 
 
+def load_network_with_card(path: Path) -> tuple[nn.Module, ModelCard]:
+    """(network with its weights, card) of any checkpoint file: an SR model, a critic, an extractor or an
+    embedding, in srtk's format (.safetensors + .json card) or an official .pth. Training reads its auxiliary
+    networks this way; `load_model_with_card` narrows it to upscalers."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file")
+    if path.suffix in OFFICIAL_SUFFIXES:
+        return load_official(path)
+    if path.suffix in (".safetensors", ".json"):
+        return load_srtk_checkpoint(path, build_model)
+    raise CheckpointError(f"{path}: unknown checkpoint type; srtk reads .safetensors (+ .json card) and .pth")
+
+
 def load_model_with_card(name_or_path: str | Path, *, scale: int = 4) -> tuple[nn.Module, ModelCard]:
     """(eval-mode SR model returning the SR image, its card) from a weight-free name or a checkpoint file."""
     name = str(name_or_path)
@@ -143,12 +158,7 @@ def load_model_with_card(name_or_path: str | Path, *, scale: int = 4) -> tuple[n
         raise CheckpointError(
             f"{name}: neither a checkpoint file nor a weight-free model ({', '.join(sorted(PARAMETER_FREE))})"
         )
-    if path.suffix in OFFICIAL_SUFFIXES:
-        network, card = load_official(path)
-    elif path.suffix in (".safetensors", ".json"):
-        network, card = load_srtk_checkpoint(path, build_model)
-    else:
-        raise CheckpointError(f"{path}: unknown checkpoint type; srtk reads .safetensors (+ .json card) and .pth")
+    network, card = load_network_with_card(path)
     if card.architecture not in MODELS:  # a critic or an embedding scores images: it cannot upscale one
         roles = {layout.architecture: layout.role for layout in OFFICIAL_LAYOUTS}
         role = roles.get(card.architecture, "auxiliary network")

@@ -31,7 +31,8 @@ from srtk.progress import ProgressFn, no_progress
 from srtk.runtime import autocast_context, check_precision
 from srtk.train.data_stream import training_stream
 from srtk.train.methods import SRMethod, build_method
-from srtk.train.optim import Optimizers, finite_gradients, update_ema
+from srtk.train.optim import Optimizers, finite_gradients, update_ema, with_epoch_steps
+from srtk.train.pretext import PretextMethod
 from srtk.train.processes import Processes
 from srtk.train.run_log import RunLog
 from srtk.train.state import (
@@ -78,10 +79,8 @@ class Trainer:
             torch.use_deterministic_algorithms(True)  # restored by close()
         self.log = RunLog(self.out_dir, main=self.processes.main, tensorboard=cfg.checkpoint.tensorboard)
 
-        seed_everything(
-            runtime.seed
-        )  # the same on every rank: identical initial weights; then a per-rank stream for steps
-        self.method: SRMethod = build_method(cfg)
+        seed_everything(runtime.seed)  # the same on every rank: identical initial weights; then a per-rank stream
+        self.method: SRMethod | PretextMethod = PretextMethod(cfg) if cfg.pretext.task else build_method(cfg)
         self.init_report = None if cfg.checkpoint.resume else self.method.initialize(model, cfg.method)
         self.method.to(device)
         if runtime.channels_last:
@@ -90,20 +89,21 @@ class Trainer:
         self.ema = copy.deepcopy(self.method.generator).requires_grad_(False).eval() if cfg.optim.ema_decay else None
         seed_everything(runtime.seed + self.processes.rank)
 
+        processes = self.processes
+        self.stream = training_stream(
+            cfg.data,
+            seed=runtime.seed,
+            rank=processes.rank,
+            world_size=processes.world_size,
+            pin_memory=device.type == "cuda",
+        )
         networks = {"generator": self.method.generator, **self.method.discriminators}
-        self.optimizers = Optimizers(networks, cfg.optim, fused=device.type == "cuda")
+        optim = with_epoch_steps(cfg.optim, self.stream.batches_per_epoch)
+        self.optimizers = Optimizers(networks, optim, fused=device.type == "cuda")
         self.scaler = torch.amp.GradScaler(device.type, enabled=runtime.precision == "fp16")
         if runtime.compile:
             for network in networks.values():
                 network.compile()
-
-        self.stream = training_stream(
-            cfg.data,
-            seed=runtime.seed,
-            rank=self.processes.rank,
-            world_size=self.processes.world_size,
-            pin_memory=device.type == "cuda",
-        )
         self.validation = Validation(cfg, self.processes)
         self.state = RunState(best={"metric": cfg.checkpoint.best_metric, "value": None, "iteration": None})
         self.stop_requested = False
@@ -182,10 +182,11 @@ class Trainer:
         return ModelCard(
             architecture=self.method.architecture,
             config=dict(self.method.architecture_config),
-            scale=self.cfg.data.scale,
+            scale=1 if self.cfg.pretext.task else self.cfg.data.scale,  # an NSE does not upscale
             method=self.cfg.method,
             training_data=",".join(self.cfg.data.train),
             metrics=dict(metrics or {}),
+            losses=self.method.active_terms(),
             source=f"trained by srtk {__version__}, {self.state.iteration} iterations",
         )
 

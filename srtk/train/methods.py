@@ -11,7 +11,11 @@ The terms:
 - grad_pixel: ||M(SR) - M(HR)||_1 (SPSR eq. 7, ugsr eq. 8, GPSR eq. 15);
 - grad_adversarial: the gradient critic on M(SR) vs M(HR) (SPSR eq. 8-9, ugsr eq. 10-11);
 - branch_pixel: the gradient branch's output vs M(HR) (SPSR eq. 10, ugsr eq. 9);
-- multi_scale_gradient: GPSR's deep multi-scale gradient supervision (eq. 12-14).
+- multi_scale_gradient: GPSR's deep multi-scale gradient supervision (eq. 12-14);
+- structure_pixel / structure_adversarial: SPSR-P/J's structure loss, L1 between structure features F(SR) and
+  F(HR) and the critic D_SF on them (paper 000 eq. 14-16), F a frozen extractor (NSE, VGG19 or ResNet18);
+- contrastive: PCL's contrastive loss on the embedding network's features of SR, sharpened positives and blurred
+  negatives (paper 004 eq. 8-10); E_D learns as a critic with the contrastive discriminator loss (eq. 7).
 A step takes a batch and returns named losses; a method knows nothing of devices, precision or processes.
 Convention: images RGB, NCHW, float in [0, 1].
 """
@@ -19,7 +23,7 @@ Convention: images RGB, NCHW, float in [0, 1].
 import inspect
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -31,18 +35,23 @@ from srtk.config.resolve import coerce
 from srtk.config.train import BACKBONE, ModelConfig, TrainConfig
 from srtk.errors import ConfigError, SrtkWarning
 from srtk.losses.adversarial import UNetDiscriminatorLoss, feature_matching_loss
+from srtk.losses.contrastive import PCLObjective
 from srtk.losses.gg import GradientGuidedLoss
 from srtk.losses.gradient import GradientAdversarialInputs, GradientBranchPixelLoss, GradientPixelLoss
 from srtk.losses.perceptual import VGG_CONTENT_LOSSES, LPIPSLoss
 from srtk.losses.pixel import PixelLoss
 from srtk.losses.registry import build_adversarial_loss
+from srtk.losses.structure import StructurePixelLoss
 from srtk.models.capabilities import GRADIENT_BRANCH, GRADIENT_MAPS, accepts_hr_grid, fusion_modules, outputs_of
 from srtk.models.discriminators import UNetDiscriminator
 from srtk.models.registry import AUXILIARY, MODELS, build_model, load_model_with_card
+from srtk.models.structure_extractors import build_structure_extractor
 from srtk.runtime import sr_image
 
 IMAGE_CRITIC = "image"  # D_I
 GRADIENT_CRITIC = "gradient"  # D_GM
+STRUCTURE_CRITIC = "structure"  # D_SF
+EMBEDDING_CRITIC = "embedding"  # PCL's E_D, trained with the contrastive discriminator loss
 # Loss terms that read a generator output other than the SR image: term -> the output it needs.
 TERM_INPUTS = {"branch_pixel": GRADIENT_BRANCH, "multi_scale_gradient": GRADIENT_MAPS}
 
@@ -106,6 +115,10 @@ def _critic(name: str, options: Mapping[str, Any], input_size: int) -> nn.Module
     if name in AUXILIARY and "input_size" in inspect.signature(AUXILIARY[name]).parameters:
         options.setdefault("input_size", input_size)  # a critic's dense head fixes its input size: the patch's
     return build_model(name, **options)
+
+
+def _weights(losses: Any) -> dict[str, float]:
+    return {f.name: getattr(losses, f.name) for f in fields(losses) if isinstance(getattr(losses, f.name), float)}
 
 
 def _field(output: Any, name: str) -> Any:
@@ -203,7 +216,57 @@ class SRMethod(nn.Module):
             self.discriminators[GRADIENT_CRITIC] = _critic(
                 model.gradient_discriminator, model.gradient_discriminator_options, hr_patch_size + 2 * (padding - 1)
             )
+
+        # Structure loss (paper 000 sec. 4.3): a frozen extractor F, L1 on its features, D_SF on them.
+        self.frozen = nn.ModuleDict()  # fixed networks the losses read: kept in eval mode, never optimised
+        self.structure_pixel = StructurePixelLoss() if losses.structure_pixel > 0 else None
+        if losses.structure_pixel > 0 or losses.structure_adversarial > 0:
+            structure = cfg.structure
+            self.frozen["structure_extractor"] = build_structure_extractor(
+                structure.extractor,
+                nse=structure.nse,
+                random_nse=structure.random_nse,
+                nse_task=structure.nse_task,
+                allow_random=losses.allow_random_perceptual,
+            )
+        if losses.structure_adversarial > 0:
+            extractor = self.frozen["structure_extractor"]
+            stride = int(extractor.stride)
+            if hr_patch_size % stride:
+                raise ConfigError(f"the HR patch ({hr_patch_size} px) must be a multiple of F's stride {stride}")
+            options = {"in_channels": int(extractor.out_channels), **cfg.structure.discriminator_options}
+            self.discriminators[STRUCTURE_CRITIC] = _critic(
+                cfg.structure.discriminator, options, hr_patch_size // stride
+            )
+
+        # PCL (paper 004 sec. III): E_D is a critic (its own loss, eq. 7) unless it is fixed (PCL-F, VGG).
+        self.pcl: PCLObjective | None = None
+        if losses.contrastive > 0:
+            self.pcl = PCLObjective(
+                cfg.contrastive, hr_patch_size=hr_patch_size, allow_random_vgg=losses.allow_random_perceptual
+            )
+            if self.pcl.trains_embedding:
+                self.discriminators[EMBEDDING_CRITIC] = self.pcl.embedding
+            else:
+                self.pcl.embedding.requires_grad_(False)
+                self.frozen["embedding"] = self.pcl.embedding
         self.adversarial = build_adversarial_loss(losses.adversarial_kind) if self.discriminators else None
+        for network in self.frozen.values():
+            network.requires_grad_(False).eval()
+
+    def train(self, mode: bool = True) -> "SRMethod":
+        super().train(mode)
+        for network in self.frozen.values():  # a fixed extractor's batch norm never tracks training batches
+            network.eval()
+        return self
+
+    def active_terms(self) -> dict[str, float]:
+        """The weighted loss terms this method minimises (non-zero weights): what a model card records."""
+        critic_side = () if self.unet_loss is not None else ("consistency",)  # the U-Net critic's own weight
+        return {term: w for term, w in _weights(self.weights).items() if w > 0 and term not in critic_side}
+
+    def structure_features(self, img: Tensor) -> Tensor:
+        return self.frozen["structure_extractor"](img)
 
     # ------------------------------------------------------------------------------------------ steps
 
@@ -263,6 +326,23 @@ class SRMethod(nn.Module):
             pair = self.gradient_inputs(sr, hr)
             real_logits = critic(pair.hr).detach()
             add("grad_adversarial", self.adversarial.generator_loss(critic(pair.sr), real_logits), w.grad_adversarial)
+        if "structure_extractor" in self.frozen:
+            with torch.no_grad():
+                hr_features = self.structure_features(hr)
+            sr_features = self.structure_features(sr)
+            if self.structure_pixel is not None:
+                add("structure_pixel", self.structure_pixel(sr_features, hr_features), w.structure_pixel)
+            if STRUCTURE_CRITIC in self.discriminators:
+                assert self.adversarial is not None
+                critic = self.discriminators[STRUCTURE_CRITIC]
+                real_logits = critic(hr_features).detach()
+                add(
+                    "structure_adversarial",
+                    self.adversarial.generator_loss(critic(sr_features), real_logits),
+                    w.structure_adversarial,
+                )
+        if self.pcl is not None:
+            add("contrastive", self.pcl.generator_loss(sr, hr, lr), w.contrastive)
         if not weighted:
             raise ConfigError("no loss has a non-zero weight: set at least one losses.* weight")
         terms["total"] = torch.stack([t.float() for t in weighted]).sum()
@@ -288,6 +368,15 @@ class SRMethod(nn.Module):
             critic = self.discriminators[GRADIENT_CRITIC]
             pair = self.gradient_inputs(fake, hr)
             terms["gradient"] = self.adversarial.discriminator_loss(critic(pair.hr), critic(pair.sr))
+        if STRUCTURE_CRITIC in self.discriminators:
+            assert self.adversarial is not None
+            critic = self.discriminators[STRUCTURE_CRITIC]
+            with torch.no_grad():
+                real, fake_features = self.structure_features(hr), self.structure_features(fake)
+            terms["structure"] = self.adversarial.discriminator_loss(critic(real), critic(fake_features))
+        if EMBEDDING_CRITIC in self.discriminators:
+            assert self.pcl is not None
+            terms["embedding"] = self.pcl.embedding_loss(fake, hr)
         totals = [terms[name].float() for name in self.discriminators]
         terms["total"] = torch.stack(totals).sum()
         return terms

@@ -3,6 +3,7 @@ the generator, and the finiteness check of gradients."""
 
 import math
 from collections.abc import Iterator, ValuesView
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -20,6 +21,14 @@ def learning_rate_at(base: float, optim: OptimConfig, iteration: int) -> float:
         phase = (iteration % period) / period
         return optim.min_learning_rate + (base - optim.min_learning_rate) * (1 + math.cos(math.pi * phase)) / 2
     return base
+
+
+def with_epoch_steps(optim: OptimConfig, batches_per_epoch: int) -> OptimConfig:
+    """`optim` with `step_epochs` turned into iteration milestones (every N epochs of this run's data)."""
+    if optim.step_epochs is None:
+        return optim
+    every = optim.step_epochs * batches_per_epoch
+    return replace(optim, schedule="multistep", milestones=tuple(range(every, optim.iterations, every)))
 
 
 class Optimizers:

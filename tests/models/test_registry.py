@@ -69,7 +69,9 @@ def test_spsr_around_rrdbnet_is_the_papers_generator():
 def test_unknown_model_lists_the_valid_names():
     with pytest.raises(SrtkError, match="unknown model 'esrgan2'.*rrdbnet"):
         build_model("esrgan2")
-    assert {"vgg-128", "srgan-critic", "unet-sn", "nse", "pcl-embedding", "spsr-structure"} == set(AUXILIARY)
+    assert {"vgg-128", "srgan-critic", "unet-sn", "nse", "nse-pretext", "pcl-embedding", "spsr-structure"} == set(
+        AUXILIARY
+    )
 
 
 def test_srtk_checkpoint_round_trip(tmp_path):

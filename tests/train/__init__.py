@@ -1,5 +1,11 @@
 """Helpers for the training tests: synthetic image folders and tiny configs (8 features, 4 blocks, 8x8 LR)."""
 
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -79,3 +85,39 @@ def two_tone_image(seed: int, size: int = 48) -> torch.Tensor:
         height, width = torch.randint(6, 20, (2,), generator=generator).tolist()
         image[:, top : top + height, left : left + width] = 1 - image[:, top : top + height, left : left + width]
     return image
+
+
+REPO = Path(__file__).resolve().parents[2]
+KILL_SCRIPT = """
+import time
+from pathlib import Path
+from srtk.presets import {resolver}
+from srtk.train.engine import run_training
+
+def progress(description, done, total, detail=""):
+    if done == 3:  # the checkpoint of iteration 2 is on disk; hang here until killed
+        Path({marker!r}).write_text("3")
+        time.sleep(600)
+
+run_training({resolver}({name!r}, overrides={overrides!r}), progress=progress)
+"""
+
+
+def train_until_killed(
+    name: str, overrides: dict[str, Any], marker: Path, *, resolver: str = "resolve_train_config"
+) -> None:
+    """Run the preset `name` (resolved by srtk.presets.`resolver`) in a child process and SIGKILL it once the
+    checkpoint of iteration 2 is on disk (checkpoint.every=2), as a crash would."""
+    script = KILL_SCRIPT.format(resolver=resolver, name=name, overrides=overrides, marker=str(marker))
+    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], cwd=REPO)
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            assert child.poll() is None, "training subprocess died before its checkpoint"
+            assert time.monotonic() < deadline, "training subprocess too slow"
+            time.sleep(0.2)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()

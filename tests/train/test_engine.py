@@ -4,10 +4,6 @@ failures stop with the last checkpoint intact, SIGTERM checkpoints and stops, ou
 import json
 import os
 import signal
-import subprocess
-import sys
-import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +20,7 @@ from srtk.train import methods
 from srtk.train.data_stream import BatchStream, ShardedSampler
 from srtk.train.engine import STATE_FILE, Trainer, TrainingDiverged, run_training
 from srtk.train.state import load_training_state
-from tests.train import image_folder, tiny_overrides
+from tests.train import image_folder, tiny_overrides, train_until_killed
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -45,34 +41,7 @@ def test_resume_after_sigkill_is_bit_identical(data: Path, tmp_path: Path) -> No
     extra = {"optim.iterations": 6, "runtime.deterministic": True, "checkpoint.validate_every": 1000}
     killed_out, reference_out = tmp_path / "killed", tmp_path / "reference"
     overrides = tiny_overrides("ugsr", data, killed_out, **extra)
-    marker = tmp_path / "reached"
-    script = textwrap.dedent(
-        f"""
-        import time
-        from pathlib import Path
-        from srtk.presets import resolve_train_config
-        from srtk.train.engine import run_training
-
-        def progress(description, done, total, detail=""):
-            if done == 3:  # the checkpoint of iteration 2 is on disk; hang here until killed
-                Path({str(marker)!r}).write_text("3")
-                time.sleep(600)
-
-        run_training(resolve_train_config("ugsr", overrides={overrides!r}), progress=progress)
-        """
-    )
-    child = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
-    try:
-        deadline = time.monotonic() + 120
-        while not marker.exists():
-            assert child.poll() is None, "training subprocess died before its checkpoint"
-            assert time.monotonic() < deadline, "training subprocess too slow"
-            time.sleep(0.2)
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait(timeout=30)
-    finally:
-        if child.poll() is None:
-            child.kill()
+    train_until_killed("ugsr", overrides, tmp_path / "reached")
     assert load_training_state(killed_out / STATE_FILE)["run"]["iteration"] == 2
     assert not (killed_out / "final.safetensors").exists()
 
