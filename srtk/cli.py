@@ -369,6 +369,7 @@ def pretrain_nse(
     task: str = typer.Option("contrastive", help="Pretext task: contrastive (SPSR-P) or jigsaw (SPSR-J)."),
     sampling: str | None = typer.Option(None, help="Contrastive context layout: h, v or c (default: h)."),
     data: list[str] = typer.Option([], "--data", help="Training set: registry name or folder of HR images."),
+    data_root: Path | None = typer.Option(None, help="Folder holding registry datasets (else $SRTK_DATA, then cache)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Output folder: checkpoints, log, result."),
     iterations: int | None = typer.Option(None, help="Total training iterations."),
     batch_size: int | None = typer.Option(None, help="Patches per batch (default: 48)."),
@@ -398,6 +399,7 @@ def pretrain_nse(
         "pretext.sampling": sampling,
         "optim.iterations": iterations,
         "data.batch_size": batch_size,
+        "data.data_root": data_root,
         "runtime.device": device,
         "runtime.precision": precision,
     }
@@ -434,6 +436,7 @@ def _evaluate_nse(
         nse=nse,
         out_dir=out,
         train=train,
+        data_root=flags.get("data.data_root"),  # type: ignore[arg-type]
         test=test,
         sampling=flags.pop("pretext.sampling", None),  # type: ignore[arg-type]
         repeats=repeats,

@@ -20,11 +20,12 @@ from torch import Tensor
 from srtk.config.train import TrainConfig
 from srtk.data.datasets import resolve_dataset
 from srtk.data.io import list_images, read_image, write_json
-from srtk.errors import SrtkError
+from srtk.errors import CheckpointError, SrtkError
 from srtk.losses.pretext import PretextResult, contrastive_prediction_loss, jigsaw_loss
-from srtk.models.checkpoint import load_srtk_checkpoint
+from srtk.models.checkpoint import ModelCard, load_srtk_checkpoint
 from srtk.models.nse import PretextModel
-from srtk.models.registry import build_model
+from srtk.models.registry import build_model, load_network_with_card
+from srtk.models.structure_extractors import NSE_ARCHITECTURES
 from srtk.progress import ProgressFn, no_progress
 from srtk.runtime import pick_device
 from srtk.train.engine import FINAL_MODEL, run_training
@@ -87,9 +88,17 @@ def measure(model: PretextModel, patches: list[Tensor], *, repeats: int, per_pat
     return {"top1": correct / count, "chance": chance / count, "patches": len(patches), "draws": count}
 
 
+def nse_card(path: Path) -> ModelCard:
+    """The card of an NSE checkpoint (`srtk pretrain-nse`'s final.safetensors), or a one-line error."""
+    _, card = load_network_with_card(path)
+    if card.architecture not in NSE_ARCHITECTURES:
+        raise CheckpointError(f"{path}: holds a {card.architecture}, not a neural structure extractor")
+    return card
+
+
 def refit_flags(spec: NSEEvaluation) -> dict[str, Any]:
     """Options of the head-fitting runs (on top of each task's pretext preset; the caller resolves them)."""
-    _, card = load_srtk_checkpoint(spec.nse, build_model)
+    card = nse_card(spec.nse)
     extractor = {key: card.config[key] for key in EXTRACTOR_OPTIONS if key in card.config}
     return {
         "pretext.nse": spec.nse,
@@ -109,7 +118,7 @@ def evaluate_nse(
 ) -> dict[str, Any]:
     """Re-fit a head per task (`refit`: task -> its run's configuration, from refit_flags) on the frozen
     extractor and measure it on the test patches; writes out_dir/evaluation.json."""
-    _, card = load_srtk_checkpoint(spec.nse, build_model)
+    card = nse_card(spec.nse)
     test_folder = resolve_dataset(spec.test, spec.data_root)
     device = pick_device(spec.device)
     report: dict[str, Any] = {"nse": str(spec.nse), "trained_by": card.method, "test": spec.test}
