@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from srtk.data.io import list_images, quantize, read_image, write_image
+from srtk.data.io import image_size, list_images, quantize, read_image, write_image
 from srtk.data.resize import imresize, modcrop
 from srtk.errors import DatasetNotFoundError, SrtkError
 
@@ -202,6 +202,26 @@ def evaluation_pairs(folder: Path, scale: int) -> Iterator[EvalPair | tuple[str,
         yield EvalPair(path.name, hr, make_lr(hr.unsqueeze(0), scale)[0])
 
 
+def check_training_images(paths: list[Path], hr_patch_size: int) -> None:
+    """Read every training image's header once, before any work: one SrtkError listing each file that is
+    unreadable or smaller than an HR patch, instead of a failure when a batch first reaches it."""
+    unusable = []
+    for path in paths:
+        try:
+            width, height = image_size(path)
+        except SrtkError as error:
+            unusable.append(str(error))
+            continue
+        if min(width, height) < hr_patch_size:
+            unusable.append(f"{path.name} is {width}x{height}")
+    if unusable:
+        shown = "; ".join(unusable[:5]) + (f"; and {len(unusable) - 5} more" if len(unusable) > 5 else "")
+        raise SrtkError(
+            f"{paths[0].parent}: {len(unusable)} of {len(paths)} training images cannot give a {hr_patch_size} px "
+            f"HR patch ({shown}): remove them, or use smaller patches (data.lr_patch_size)"
+        )
+
+
 class PairedPatchDataset(Dataset):
     """Random aligned LR/HR training patches from folders of HR images, with flips and 90-degree rotations.
 
@@ -224,6 +244,7 @@ class PairedPatchDataset(Dataset):
         if not self.paths:
             raise DatasetNotFoundError(f"no training images in {', '.join(map(str, folders))}")
         self.scale, self.lr_patch_size, self.augment = scale, lr_patch_size, augment
+        check_training_images(self.paths, lr_patch_size * scale)
         self.repeat, self.seed, self.epoch = repeat, seed, 0
         self.cache_dir = cache_dir
         self._cache: dict[int, tuple[Tensor, Tensor]] = {}

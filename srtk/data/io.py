@@ -37,8 +37,8 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def _check_header(path: Path) -> None:
-    """Reject empty, unknown and absurdly large files before decoding anything."""
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the header alone; ImageReadError for empty, unknown and absurdly large files."""
     if not path.exists():
         raise ImageReadError(f"{path}: no such file")
     if path.is_dir():
@@ -59,6 +59,7 @@ def _check_header(path: Path) -> None:
         raise ImageReadError(f"{path}: declared size {width}x{height} is empty")
     if width * height > MAX_PIXELS:
         raise ImageReadError(f"{path}: declared size {width}x{height} exceeds the {MAX_PIXELS} pixel limit")
+    return width, height
 
 
 def _to_rgb_float(array: np.ndarray, path: Path) -> np.ndarray:
@@ -115,7 +116,7 @@ def _write_png16(path: Path, array: np.ndarray) -> None:
 def read_image(path: str | Path) -> Tensor:
     """Read one image file as RGB, CHW, float32 in [0, 1]; ImageReadError names the file and the problem."""
     path = Path(path)
-    _check_header(path)
+    image_size(path)  # reject bad files before decoding anything
     try:
         if _is_16bit_png(path):
             return torch.from_numpy(_to_rgb_float(_read_png16(path), path)).permute(2, 0, 1).contiguous()
@@ -135,6 +136,13 @@ def quantize(img: Tensor, *, levels: int = 255) -> Tensor:
     return torch.floor(img.clamp(0, 1) * levels + 0.5) / levels
 
 
+def current_umask() -> int:
+    """The process's umask (os.umask can only be read by setting it: set it back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path` (same suffix); rename it onto `path` only if the block succeeds."""
@@ -142,6 +150,8 @@ def atomic_path(path: Path) -> Iterator[Path]:
     handle, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(handle)
     tmp = Path(tmp_name)
+    # mkstemp makes the file 0600 whatever the umask; the output gets the mode a plain open() would give it.
+    os.chmod(tmp, 0o666 & ~current_umask())
     try:
         yield tmp
         os.replace(tmp, path)

@@ -114,7 +114,14 @@ def test_augmentation_keeps_pairs_consistent(tmp_path):
     assert len(orientations) > 2
 
 
-def test_too_small_images_are_reported(tmp_path):
-    folder = _write_images(tmp_path / "train", count=1, size=(16, 16))
-    with pytest.raises(SrtkError, match="smaller than the patch size"):
-        PairedPatchDataset([folder], scale=4, lr_patch_size=8)[0]
+def test_too_small_and_broken_images_are_reported_before_any_work(tmp_path):
+    # Every header is read when the dataset is made: one error listing each unusable file, no batch needed.
+    folder = _write_images(tmp_path / "train", count=3, size=(40, 24))
+    (folder / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(SrtkError) as error:
+        PairedPatchDataset([folder], scale=4, lr_patch_size=8)
+    message = str(error.value)
+    assert "4 of 4 training images cannot give a 32 px HR patch" in message
+    assert "img_0.png is 24x40" in message and "broken.png" in message and "\n" not in message
+    (folder / "broken.png").unlink()
+    assert len(PairedPatchDataset([folder], scale=4, lr_patch_size=6)) == 3  # 24 px patches fit all three

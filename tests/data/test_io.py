@@ -1,3 +1,6 @@
+import os
+import stat
+
 import imageio.v3 as iio
 import numpy as np
 import pytest
@@ -146,3 +149,16 @@ def test_write_json_is_atomic_and_readable(tmp_path):
     path = write_json(tmp_path / "sub" / "r.json", {"a": 1})
     assert json.loads(path.read_text()) == {"a": 1}
     assert [p.name for p in path.parent.iterdir()] == ["r.json"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_outputs_get_the_mode_the_umask_gives(tmp_path, umask):
+    # The atomic writes go through mkstemp (always 0600): the final file must look as if open() had made it.
+    previous = os.umask(umask)
+    try:
+        image = write_image(tmp_path / "out.png", torch.rand(3, 4, 4))
+        record = write_json(tmp_path / "out.json", {"a": 1})
+    finally:
+        os.umask(previous)
+    for path in (image, record):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, (path, oct(path.stat().st_mode))
