@@ -16,7 +16,7 @@ def __getattr__(name: str) -> Any:
 
         return load_model
     if name == "upscale":
-        from srtk.infer import upscale_tiled
+        from srtk.tiling import upscale_tiled
 
         return upscale_tiled
     if name == "evaluate":

@@ -16,13 +16,13 @@ from srtk.config import EvalConfig
 from srtk.data.datasets import BENCHMARKS, EvalPair, evaluation_pairs, resolve_dataset
 from srtk.data.io import list_images, quantize
 from srtk.errors import ConfigError
-from srtk.infer import self_ensemble, upscale_tiled
 from srtk.metrics.lpips import LPIPS, build_lpips, lpips_distance
 from srtk.metrics.niqe import niqe
 from srtk.metrics.psnr_ssim import psnr_rgb, psnr_y, ssim_y
 from srtk.models.registry import load_model
 from srtk.progress import ProgressFn, no_progress
 from srtk.runtime import check_precision, pick_device
+from srtk.tiling import self_ensemble, upscale_tiled
 from srtk.version import __version__
 
 PROTOCOL = (

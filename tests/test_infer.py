@@ -1,8 +1,8 @@
 import torch
 from torch import nn
 
-from srtk.infer import self_ensemble, upscale_tiled
 from srtk.models.bicubic import Bicubic
+from srtk.tiling import self_ensemble, upscale_tiled
 
 
 class TinySR(nn.Module):

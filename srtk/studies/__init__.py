@@ -1,0 +1,1 @@
+"""Studies: the papers' ablation tables re-run (ablate) and methods side by side (compare)."""
