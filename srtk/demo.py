@@ -98,6 +98,7 @@ def run_demo(
             "data.scale": DEMO_SCALE,
             "optim.iterations": iterations,
             "checkpoint.out_dir": str(out_dir / "run"),
+            "checkpoint.overwrite": True,  # the demo's own folder: running it again replaces its run
             "checkpoint.every": iterations,
             "checkpoint.validate_every": iterations,
             "runtime.device": device,

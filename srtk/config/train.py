@@ -31,6 +31,7 @@ class DataConfig:
     lr_patch_size: int = 32  # paper 000 sec. 5.1 / paper 002 sec. 3.1: 32x32 LR, 128x128 HR
     batch_size: int = 16  # per process; paper 002 sec. 3.1
     augment: bool = True  # flips and 90-degree rotations
+    skip_unusable_images: bool = False  # leave out unreadable / too small images with a warning (else an error)
     repeat: int = 1  # images are visited `repeat` times per epoch (small sets make short epochs)
     num_workers: int = 4
     cache_dir: Path | None = None  # on-disk cache of the generated LR images
@@ -186,6 +187,7 @@ class CheckpointConfig:
     log_every: int = 100
     best_metric: str = "psnr_y"  # validation metric that selects the `best` checkpoint (higher is better)
     resume: bool = False  # continue from out_dir/last.state.pt
+    overwrite: bool = False  # replace the run already in out_dir (else it is an error: two runs never mix)
     tensorboard: bool = True  # also write TensorBoard scalars to out_dir/tensorboard when tensorboard is installed
 
 

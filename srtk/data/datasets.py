@@ -12,6 +12,7 @@ import shutil
 import tarfile
 import tempfile
 import urllib.request
+import warnings
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from torch.utils.data import Dataset
 
 from srtk.data.io import image_size, list_images, quantize, read_image, write_image
 from srtk.data.resize import imresize, modcrop
-from srtk.errors import DatasetNotFoundError, SrtkError
+from srtk.errors import DatasetNotFoundError, SrtkError, SrtkWarning
 
 DATA_ENV = "SRTK_DATA"
 HR_SUBFOLDERS = ("HR", "hr", "GTmod12", "original", "image_SRF_4/HR")  # layouts of common mirrors
@@ -150,7 +151,11 @@ def download_dataset(name: str, *, root: Path | None = None, sha256: str | None 
         raise SrtkError(
             f"no checksum for {info.url}: pass --sha256 HEX (the SHA-256 of the archive, e.g. from a copy you trust)"
         )
+    if len(expected) != 64 or any(c not in "0123456789abcdef" for c in expected):
+        raise SrtkError(f"--sha256 {expected}: not a SHA-256 (64 hexadecimal digits)")
     target_root = root or cache_root()
+    if (target_root / info.folder).exists():  # never replace images a user already has
+        raise SrtkError(f"{target_root / info.folder}: already there; move it away to download {name} again")
     target_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target_root, prefix=".download-") as tmp:
         archive = Path(tmp) / Path(info.url).name
@@ -173,8 +178,6 @@ def download_dataset(name: str, *, root: Path | None = None, sha256: str | None 
             raise SrtkError(f"{archive.name}: not a zip or tar archive")
         source = next((p for p in unpacked.rglob(info.folder) if p.is_dir()), unpacked)
         destination = target_root / info.folder
-        if destination.exists():
-            shutil.rmtree(destination)
         os.replace(source, destination)  # the folder appears whole or not at all
     return destination
 
@@ -202,10 +205,11 @@ def evaluation_pairs(folder: Path, scale: int) -> Iterator[EvalPair | tuple[str,
         yield EvalPair(path.name, hr, make_lr(hr.unsqueeze(0), scale)[0])
 
 
-def check_training_images(paths: list[Path], hr_patch_size: int) -> None:
-    """Read every training image's header once, before any work: one SrtkError listing each file that is
-    unreadable or smaller than an HR patch, instead of a failure when a batch first reaches it."""
-    unusable = []
+def check_training_images(paths: list[Path], hr_patch_size: int, *, skip_unusable: bool = False) -> list[Path]:
+    """The usable training images, from every header read once before any work. An image that is unreadable or
+    smaller than an HR patch is an SrtkError listing each such file, instead of a failure when a batch first
+    reaches it; with `skip_unusable` they are left out with one warning (an error still if none is left)."""
+    usable, unusable = [], []
     for path in paths:
         try:
             width, height = image_size(path)
@@ -214,12 +218,19 @@ def check_training_images(paths: list[Path], hr_patch_size: int) -> None:
             continue
         if min(width, height) < hr_patch_size:
             unusable.append(f"{path.name} is {width}x{height}")
-    if unusable:
-        shown = "; ".join(unusable[:5]) + (f"; and {len(unusable) - 5} more" if len(unusable) > 5 else "")
-        raise SrtkError(
-            f"{paths[0].parent}: {len(unusable)} of {len(paths)} training images cannot give a {hr_patch_size} px "
-            f"HR patch ({shown}): remove them, or use smaller patches (data.lr_patch_size)"
-        )
+        else:
+            usable.append(path)
+    if not unusable:
+        return usable
+    shown = "; ".join(unusable[:5]) + (f"; and {len(unusable) - 5} more" if len(unusable) > 5 else "")
+    problem = (
+        f"{paths[0].parent}: {len(unusable)} of {len(paths)} training images cannot give a {hr_patch_size} px "
+        f"HR patch ({shown})"
+    )
+    if skip_unusable and usable:
+        warnings.warn(f"{problem}: skipped (data.skip_unusable_images)", SrtkWarning, stacklevel=2)
+        return usable
+    raise SrtkError(f"{problem}: remove them, use smaller --patch-size, or leave them out with --skip-bad-images")
 
 
 class PairedPatchDataset(Dataset):
@@ -239,12 +250,13 @@ class PairedPatchDataset(Dataset):
         repeat: int = 1,
         seed: int = 0,
         cache_dir: Path | None = None,
+        skip_unusable: bool = False,
     ) -> None:
-        self.paths = [p for folder in folders for p in list_images(folder)]
-        if not self.paths:
+        found = [p for folder in folders for p in list_images(folder)]
+        if not found:
             raise DatasetNotFoundError(f"no training images in {', '.join(map(str, folders))}")
         self.scale, self.lr_patch_size, self.augment = scale, lr_patch_size, augment
-        check_training_images(self.paths, lr_patch_size * scale)
+        self.paths = check_training_images(found, lr_patch_size * scale, skip_unusable=skip_unusable)
         self.repeat, self.seed, self.epoch = repeat, seed, 0
         self.cache_dir = cache_dir
         self._cache: dict[int, tuple[Tensor, Tensor]] = {}

@@ -10,6 +10,9 @@ containers.
 """
 
 import json
+import pickle
+import re
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -156,20 +159,38 @@ OFFICIAL_LAYOUTS: tuple[OfficialLayout, ...] = (
 )
 
 
+def _first_sentence(error: Exception) -> str:
+    """An exception's first line without terminal colour codes (torch decorates some of its messages)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def read_official_state_dict(path: Path) -> dict[str, Tensor]:
     """A .pth state dict loaded without executing pickled code, canonicalized (wrappers and prefixes gone)."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    with path.open("rb") as handle:
+        head = handle.read(2)
+    # torch.save writes a zip archive (PK); older files are a bare pickle (protocol byte 0x80).
+    if not (zipfile.is_zipfile(path) or head[:1] == b"\x80"):
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint (neither a torch.save archive nor a pickle)")
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such file") from None
-    except Exception as error:  # noqa: BLE001 - unpickling raises many kinds; all mean "not loadable safely"
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise CheckpointError(f"{path}: not a loadable weights-only checkpoint ({message})") from None
+    except pickle.UnpicklingError as error:
+        if "global" not in str(error):  # not a refused class or function: a damaged pickle
+            raise CheckpointError(f"{path}: corrupt checkpoint (its pickle cannot be read)") from None
+        raise CheckpointError(
+            f"{path}: refused, it holds pickled Python objects besides tensors, and srtk never runs code from a "
+            "checkpoint; save its state_dict() alone and convert that"
+        ) from None
+    except Exception as error:  # noqa: BLE001 - a damaged archive raises many kinds; all mean "unreadable"
+        raise CheckpointError(f"{path}: corrupt checkpoint ({_first_sentence(error)})") from None
     if not isinstance(raw, Mapping):
         raise CheckpointError(f"{path}: holds a {type(raw).__name__}, not a state dict")
     state = canonicalize(raw)
     if not state:
-        raise CheckpointError(f"{path}: holds no tensors (keys {listed([str(key) for key in raw])})")
+        keys = listed([str(key) for key in raw]) if raw else "none"
+        raise CheckpointError(f"{path}: holds no tensors (keys: {keys})")
     return state
 
 

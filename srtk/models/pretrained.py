@@ -31,8 +31,9 @@ def require_hub_checkpoint(weights: WeightsEnum, what: str) -> Path:
     if not path.is_file():
         raise SrtkError(
             f"{what} weights not found: expected {path}; on a networked machine download {weights.url} "
-            f"into that path (the torchvision hub cache, moved by TORCH_HOME), or pass allow_random=True "
-            f"for randomly initialised features"
+            "into that path (the torchvision hub cache, moved by TORCH_HOME), or switch the term off (e.g. "
+            "--set losses.perceptual=0); tests only: random features with train --allow-random-perceptual or "
+            "evaluate --set allow_random_lpips=true"
         )
     return path
 

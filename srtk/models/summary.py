@@ -7,7 +7,9 @@ from torch import nn
 from srtk.errors import SrtkError
 from srtk.models.backbone import SRBackbone, evenly_spaced_taps
 from srtk.models.complexity import count_flops, count_parameters
-from srtk.models.registry import MODELS, PARAMETER_FREE, build_model, load_model_with_card
+from srtk.models.registry import AUXILIARY, MODELS, PARAMETER_FREE, build_model, load_model_with_card
+
+TAPS_OF_SPSR = 4  # the gradient branch's four feature taps (paper 000 sec. 3.2)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -25,7 +27,9 @@ def _taps(network: nn.Module) -> str:
     backbone = network if isinstance(network, SRBackbone) else getattr(network, "backbone", None)
     taps = getattr(network, "taps", None)
     if isinstance(backbone, SRBackbone):
-        taps = taps or evenly_spaced_taps(backbone.num_blocks)
+        if not taps and backbone.num_blocks < TAPS_OF_SPSR:
+            return f"none by default ({backbone.num_blocks} blocks; SPSR's branch taps {TAPS_OF_SPSR})"
+        taps = taps or evenly_spaced_taps(backbone.num_blocks, TAPS_OF_SPSR)
         return f"after blocks {', '.join(map(str, taps))} of {backbone.num_blocks}"
     return "-"
 
@@ -36,6 +40,8 @@ def describe_model(name_or_path: str, *, scale: int = 4, lr_size: str = "320x180
     if name_or_path in MODELS and name_or_path not in PARAMETER_FREE:
         network = build_model(name_or_path, scale=scale)
         architecture, source = name_or_path, "registry defaults (untrained)"
+    elif name_or_path in AUXILIARY:  # critics, extractors and embeddings: sized, but they upscale nothing
+        return _describe_auxiliary(name_or_path, height, width)
     else:
         model, card = load_model_with_card(name_or_path, scale=scale)
         network = getattr(model, "network", model)
@@ -51,4 +57,27 @@ def describe_model(name_or_path: str, *, scale: int = 4, lr_size: str = "320x180
         "MACs": f"{flops / 2 / 1e9:.1f} G (multiply-adds; most SR papers call these FLOPs)",
         "FLOPs": f"{flops / 1e9:.1f} G (2 per multiply-add)",
         "taps": _taps(network),
+    }
+
+
+def _describe_auxiliary(name: str, height: int, width: int) -> dict[str, Any]:
+    """A critic, extractor or embedding at its own input: the size it was built for (critics end in dense
+    layers), else `height` x `width`; RGB, or the feature channels of its first convolution (D_SF reads NSE
+    features)."""
+    network = build_model(name)
+    size = getattr(network, "input_size", None)
+    height, width = (size, size) if size else (height, width)
+    first_conv = next(module for module in network.modules() if isinstance(module, nn.Conv2d))
+    try:
+        channels, flops = 3, count_flops(network, (1, 3, height, width))
+    except RuntimeError:  # not an image input
+        channels = first_conv.in_channels
+        flops = count_flops(network, (1, channels, height, width))
+    return {
+        "model": name,
+        "source": "registry defaults (untrained; scores or embeds images, upscales nothing)",
+        "parameters": f"{count_parameters(network):,} ({count_parameters(network) / 1e6:.2f} M)",
+        "input": f"{width}x{height}, {channels} channels",
+        "MACs": f"{flops / 2 / 1e9:.2f} G (multiply-adds)",
+        "FLOPs": f"{flops / 1e9:.2f} G (2 per multiply-add)",
     }

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from srtk.config.train import DataConfig
 from srtk.data.datasets import PairedPatchDataset, resolve_dataset
-from srtk.errors import ConfigError
+from srtk.errors import ConfigError, SrtkError
 
 
 class ShardedSampler(Sampler[tuple[int, int]]):
@@ -94,7 +94,10 @@ class BatchStream:
         if self._iterator is None:
             self.sampler.epoch, self.sampler.start = self.epoch, self.batch * self.batch_size
             self._iterator = iter(self.loader)
-        batch = next(self._iterator)
+        try:
+            batch = next(self._iterator)
+        except SrtkError as error:  # from a loader worker: its message carries the worker's whole traceback
+            raise type(error)(_original_message(str(error))) from None
         self.batch += 1
         return batch
 
@@ -117,6 +120,7 @@ def training_stream(data: DataConfig, *, seed: int, rank: int, world_size: int, 
         repeat=data.repeat,
         seed=seed,
         cache_dir=data.cache_dir,
+        skip_unusable=data.skip_unusable_images,
     )
     sampler = ShardedSampler(len(dataset), seed=seed, rank=rank, world_size=world_size)
     return BatchStream(
@@ -127,3 +131,10 @@ def training_stream(data: DataConfig, *, seed: int, rank: int, world_size: int, 
         num_workers=min(data.num_workers, len(os.sched_getaffinity(0))),
         pin_memory=pin_memory,
     )
+
+
+def _original_message(text: str) -> str:
+    """The one-line message of an SrtkError a DataLoader worker re-raised ("Caught ... Original Traceback ...
+    srtk.errors.ImageReadError: MESSAGE"), or `text` as it is when it was raised in this process."""
+    last = text.strip().splitlines()[-1] if text.strip() else text
+    return last.split("Error: ", 1)[1] if "Original Traceback" in text and "Error: " in last else text

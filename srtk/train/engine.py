@@ -3,15 +3,14 @@
 Top to bottom: setup (processes, seeds, method, optimizers, precision, EMA, data), resume, loop (learning rates,
 generator step, critic step, log, validate, checkpoint), finish. The engine knows a method only as `SRMethod`'s
 interface (a generator, a dict of critics, two functions returning named losses); the rooms around it are the
-process group (processes.py), the batch stream (data_stream.py), the run log (run_log.py) and the saved state
-(state.py). Validation is `srtk evaluate`'s ImageScorer on the validation images.
+process group (processes.py), the batch stream (data_stream.py), the run folder and log (run_folder.py,
+run_log.py) and the saved state (state.py). Validation is `srtk evaluate`'s ImageScorer.
 
 - Precision: bf16 autocast, or fp16 autocast with a gradient scaler; channels_last; torch.compile; fused Adam on CUDA.
 - Robustness: a non-finite loss or gradient skips the step (no update, logged); too many consecutive skips stop
   the run with the last checkpoint intact. SIGINT/SIGTERM finish the current step, write a checkpoint and return.
   Checkpoints are atomic; `resume` continues bit-identically on CPU with deterministic algorithms.
-Convention: images RGB, NCHW, float in [0, 1].
-"""
+Convention: images RGB, NCHW, float in [0, 1]."""
 
 import copy
 import signal
@@ -29,6 +28,7 @@ from srtk.errors import SrtkError
 from srtk.models.checkpoint import ModelCard, save_model
 from srtk.progress import ProgressFn, no_progress
 from srtk.runtime import autocast_context, check_precision
+from srtk.train import run_folder
 from srtk.train.data_stream import training_stream
 from srtk.train.methods import SRMethod, build_method
 from srtk.train.optim import Optimizers, finite_gradients, update_ema, with_epoch_steps
@@ -47,9 +47,6 @@ from srtk.train.state import (
 )
 from srtk.train.validation import Validation
 from srtk.version import __version__
-
-STATE_FILE, CONFIG_FILE, RESULT_FILE = "last.state.pt", "config.json", "result.json"
-LAST_MODEL, BEST_MODEL, FINAL_MODEL = "last.safetensors", "best.safetensors", "final.safetensors"
 
 
 class TrainingDiverged(SrtkError):
@@ -77,7 +74,8 @@ class Trainer:
         self._was_deterministic = torch.are_deterministic_algorithms_enabled()
         if runtime.deterministic:
             torch.use_deterministic_algorithms(True)  # restored by close()
-        self.log = RunLog(self.out_dir, main=self.processes.main, tensorboard=cfg.checkpoint.tensorboard)
+        if self.processes.main:
+            run_folder.prepare_run_folder(cfg.checkpoint)  # never two runs in one folder
 
         seed_everything(runtime.seed)  # the same on every rank: identical initial weights; then a per-rank stream
         self.method: SRMethod | PretextMethod = PretextMethod(cfg) if cfg.pretext.task else build_method(cfg)
@@ -105,6 +103,8 @@ class Trainer:
             for network in networks.values():
                 network.compile()
         self.validation = Validation(cfg, self.processes)
+        # The folder appears only now: a configuration or data error above leaves nothing behind.
+        self.log = RunLog(self.out_dir, main=self.processes.main, tensorboard=cfg.checkpoint.tensorboard)
         self.state = RunState(best={"metric": cfg.checkpoint.best_metric, "value": None, "iteration": None})
         self.stop_requested = False
 
@@ -200,7 +200,7 @@ class Trainer:
             networks["ema"] = self.ema.state_dict()
         self.state.data_position = self.stream.position()
         save_training_state(
-            self.out_dir / STATE_FILE,
+            self.out_dir / run_folder.STATE_FILE,
             {
                 "srtk_version": __version__,
                 "config": self.cfg.as_dict(),
@@ -212,13 +212,15 @@ class Trainer:
                 "optimizers": self.optimizers.state_dict(),
             },
         )
-        save_model(self.out_dir / LAST_MODEL, self.inference_model(), self.model_card(self.state.last_validation))
+        save_model(
+            self.out_dir / run_folder.LAST_MODEL, self.inference_model(), self.model_card(self.state.last_validation)
+        )
         self.log.write({"event": "checkpoint", "iteration": self.state.iteration})
 
     def resume(self) -> None:
         """Restore everything from out_dir/last.state.pt; the configs must agree on what is computed."""
-        state = load_training_state(self.out_dir / STATE_FILE)
-        check_resumable(state, self.cfg, self.processes.world_size, self.out_dir / STATE_FILE)
+        state = load_training_state(self.out_dir / run_folder.STATE_FILE)
+        check_resumable(state, self.cfg, self.processes.world_size, self.out_dir / run_folder.STATE_FILE)
         networks = state["networks"]
         for name, network in {"generator": self.method.generator, **self.method.discriminators}.items():
             network.load_state_dict(networks[name])
@@ -245,7 +247,7 @@ class Trainer:
         started, total = time.time(), cfg.optim.iterations
         if self.processes.main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            write_json(self.out_dir / CONFIG_FILE, {"srtk_version": __version__, "config": cfg.as_dict()})
+            write_json(self.out_dir / run_folder.CONFIG_FILE, {"srtk_version": __version__, "config": cfg.as_dict()})
         if cfg.checkpoint.resume:
             self.resume()
             state = self.state
@@ -271,7 +273,7 @@ class Trainer:
                         failure = (
                             f"{self.out_dir}: training stopped at iteration {state.iteration} after "
                             f"{state.bad_in_a_row} consecutive skipped steps ({report.skipped}); the last checkpoint "
-                            f"{self.out_dir / STATE_FILE} is intact: lower the learning rate or check the data"
+                            f"{self.out_dir / run_folder.STATE_FILE} is intact: lower the learning rate or check data"
                         )
                         status = "diverged"  # no checkpoint now: the last good one stays the one to resume
                         break
@@ -301,7 +303,7 @@ class Trainer:
         model_path = None
         if status == "completed" and self.processes.main:
             card = self.model_card(state.last_validation)
-            model_path = save_model(self.out_dir / FINAL_MODEL, self.inference_model(), card)
+            model_path = save_model(self.out_dir / run_folder.FINAL_MODEL, self.inference_model(), card)
         result = TrainResult(
             status=status,
             iterations=state.iteration,
@@ -316,7 +318,7 @@ class Trainer:
             config=cfg.as_dict(),
         )
         if self.processes.main:
-            write_json(self.out_dir / RESULT_FILE, result.as_dict())
+            write_json(self.out_dir / run_folder.RESULT_FILE, result.as_dict())
             log.write({"event": "finished", "status": status, "iteration": state.iteration})
         if status == "diverged":
             raise TrainingDiverged(failure)
@@ -330,7 +332,7 @@ class Trainer:
         if best["value"] is None or metrics[key] > best["value"]:
             self.state.best = {"metric": key, "value": metrics[key], "iteration": self.state.iteration}
             if self.processes.main:
-                save_model(self.out_dir / BEST_MODEL, self.inference_model(), self.model_card(metrics))
+                save_model(self.out_dir / run_folder.BEST_MODEL, self.inference_model(), self.model_card(metrics))
 
     def close(self) -> None:
         torch.use_deterministic_algorithms(self._was_deterministic)

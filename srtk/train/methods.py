@@ -85,6 +85,11 @@ def typed_options(name: str, options: Mapping[str, Any], section: str) -> dict[s
             raise ConfigError(f"{section}.{key}: {name} has no option {key!r}; it takes: {', '.join(parameters)}")
         kind = parameters[key].annotation  # srtk writes real annotations (no `from __future__ import annotations`)
         checked[key] = coerce(value, kind, f"{section}.{key}") if kind in (bool, int, float, str) else value
+        # Integer options are counts and sizes (blocks, features, channels, groups): at least 1, or 0 where the
+        # builder's own default is 0 (an optional part switched off).
+        lowest = 0 if parameters[key].default == 0 else 1
+        if kind is int and checked[key] < lowest:
+            raise ConfigError(f"{section}.{key}={checked[key]}: {name}'s {key} must be at least {lowest}")
     return checked
 
 

@@ -28,7 +28,8 @@ from srtk.models.registry import build_model, load_network_with_card
 from srtk.models.structure_extractors import NSE_ARCHITECTURES
 from srtk.progress import ProgressFn, no_progress
 from srtk.runtime import pick_device
-from srtk.train.engine import FINAL_MODEL, run_training
+from srtk.train.engine import run_training
+from srtk.train.run_folder import FINAL_MODEL
 
 EVAL_PATCH = {"contrastive": 200, "jigsaw": 84}  # Appendix B.2 / Fig. 6: the test patch of each task
 EVALUATION_FILE = "evaluation.json"

@@ -11,7 +11,7 @@ from srtk.data.datasets import (
     resolve_dataset,
 )
 from srtk.data.io import read_image
-from srtk.errors import DatasetNotFoundError, SrtkError
+from srtk.errors import DatasetNotFoundError, SrtkError, SrtkWarning
 
 
 def _write_images(folder, count=2, size=(48, 40)):
@@ -125,3 +125,15 @@ def test_too_small_and_broken_images_are_reported_before_any_work(tmp_path):
     assert "img_0.png is 24x40" in message and "broken.png" in message and "\n" not in message
     (folder / "broken.png").unlink()
     assert len(PairedPatchDataset([folder], scale=4, lr_patch_size=6)) == 3  # 24 px patches fit all three
+
+
+def test_unusable_images_are_left_out_with_one_warning_when_asked(tmp_path):
+    folder = _write_images(tmp_path / "train", count=2, size=(40, 40))
+    (folder / "broken.png").write_bytes(b"not a png")
+    with pytest.warns(SrtkWarning, match="1 of 3 training images cannot give a 32 px HR patch"):
+        dataset = PairedPatchDataset([folder], scale=4, lr_patch_size=8, skip_unusable=True)
+    assert [p.name for p in dataset.paths] == ["img_0.png", "img_1.png"]
+    (folder / "img_0.png").unlink()
+    (folder / "img_1.png").unlink()
+    with pytest.raises(SrtkError, match="--skip-bad-images"):  # nothing usable left: still an error
+        PairedPatchDataset([folder], scale=4, lr_patch_size=8, skip_unusable=True)

@@ -18,7 +18,8 @@ from srtk.models.registry import load_model
 from srtk.presets import resolve_train_config
 from srtk.train import methods
 from srtk.train.data_stream import BatchStream, ShardedSampler
-from srtk.train.engine import STATE_FILE, Trainer, TrainingDiverged, run_training
+from srtk.train.engine import Trainer, TrainingDiverged, run_training
+from srtk.train.run_folder import STATE_FILE
 from srtk.train.state import load_training_state
 from tests.train import image_folder, tiny_overrides, train_until_killed
 
@@ -73,7 +74,7 @@ def test_resume_refuses_a_different_configuration(data: Path, tmp_path: Path) ->
     changed = {**overrides, "checkpoint.resume": True, "optim.learning_rate": 1.0, "optim.iterations": 3}
     with pytest.raises(Exception, match="optim.learning_rate"):
         run_training(resolve_train_config("psnr", overrides=changed))
-    with pytest.raises(Exception, match="no training state"):
+    with pytest.raises(Exception, match="no run to resume"):
         run_training(
             resolve_train_config(
                 "psnr",

@@ -295,7 +295,7 @@ def test_cli_pcl_rcan_and_spsr_p_run_as_typed(data: Path, nse: dict[str, Path], 
     tiny = structure_overrides("spsr-p", data, tmp_path / "p", **{"optim.iterations": 2})
     done = _srtk("train", "--method", "spsr-p", "--nse", str(nse["contrastive"]), *_set(tiny))
     assert done.returncode == 0, done.stderr
-    missing = _srtk("train", "--method", "spsr-p", *_set(tiny))
+    missing = _srtk("train", "--method", "spsr-p", *_set({**tiny, "checkpoint.out_dir": str(tmp_path / "p-none")}))
     assert missing.returncode == 1
     assert missing.stderr.startswith("error:") and "pretrain-nse" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1
