@@ -26,6 +26,11 @@ def test_no_code_outside_the_presets_compares_a_method_name() -> None:
     assert not offenders, offenders
 
 
+# Files that name presets as data, never comparing them (the test above still scans them): the published ablation
+# tables of `srtk ablate` say which preset each variant trains.
+METHOD_NAMES_AS_DATA = {Path("studies/paper_tables.py")}
+
+
 def test_method_only_names_appear_in_the_presets_alone() -> None:
     # Names that are methods and nothing else (ugsr/gpsr are networks too, psnr a metric).
     method_only = set(PRESETS) - set(MODELS) - {"psnr"}
@@ -33,6 +38,7 @@ def test_method_only_names_appear_in_the_presets_alone() -> None:
     offenders = [
         f"{path.relative_to(PACKAGE)}:{node.lineno} {node.value!r}"
         for path, tree in _sources().items()
+        if path.relative_to(PACKAGE) not in METHOD_NAMES_AS_DATA
         for node in ast.walk(tree)
         if isinstance(node, ast.Constant) and node.value in method_only
     ]

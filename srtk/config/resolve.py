@@ -142,7 +142,12 @@ def coerce(value: Any, kind: Any, name: str) -> Any:
         if isinstance(value, str) and value.lower() in ("none", "null") and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return coerce(value, inner[0], name)
+        for kind_tried in inner[:-1]:  # the first member that takes the value wins: `int | str` reads 16 or "auto"
+            try:
+                return coerce(value, kind_tried, name)
+            except ConfigError:
+                continue
+        return coerce(value, inner[-1], name)
     if kind is Any:
         return value
     if origin is tuple:

@@ -35,7 +35,7 @@ NUM_GRADIENT_BLOCKS = 4  # paper 002 Fig. 1: "4 RRDB in gradient branch", fed by
 
 class UGSROutput(NamedTuple):
     sr: Tensor  # (N, 3, s*h, s*w) the super-resolved image
-    grad_branch: Tensor  # (N, 3, s*h, s*w) the gradient branch's HR gradient map, compared with M(HR)
+    grad_branch: Tensor | None = None  # (N, 3, s*h, s*w) the gradient branch's HR gradient map vs M(HR); None: no GB
 
 
 class UGSR(nn.Module):
@@ -56,6 +56,7 @@ class UGSR(nn.Module):
         growth_channels: int = 32,  # ESRGAN [22]
         num_gradient_blocks: int = NUM_GRADIENT_BLOCKS,  # paper 002 Fig. 1
         negative_slope: float = LEAKY_SLOPE,
+        use_gradient_branch: bool = True,  # paper 002 Table 2 "Ours w/o GB": False fuses the SR features alone
     ) -> None:
         super().__init__()
         self.scale = scale
@@ -67,18 +68,23 @@ class UGSR(nn.Module):
         self.shallow_conv = conv3x3(packed_channels, num_features)
         self.sr_trunk = RRDBTrunk(num_features=num_features, num_blocks=num_blocks, growth_channels=growth_channels)
         self.sr_upsampler = UpconvUpsampler(scale=scale, num_features=num_features, negative_slope=negative_slope)
-        self.gradient_branch = GradientBranch(
-            scale=scale,
-            in_channels=packed_channels,
-            out_channels=in_channels,  # the HR gradient map has the image's channels
-            num_features=num_features,
-            tap_channels=num_features,
-            num_taps=num_gradient_blocks,
-            growth_channels=growth_channels,
-            negative_slope=negative_slope,
-        )
-        self.fusion_block = RRDB(num_features=2 * num_features, growth_channels=growth_channels)
-        self.fusion_conv = conv3x3(2 * num_features, num_features)
+        self.gradient_branch: GradientBranch | None = None
+        if use_gradient_branch:
+            self.gradient_branch = GradientBranch(
+                scale=scale,
+                in_channels=packed_channels,
+                out_channels=in_channels,  # the HR gradient map has the image's channels
+                num_features=num_features,
+                tap_channels=num_features,
+                num_taps=num_gradient_blocks,
+                growth_channels=growth_channels,
+                negative_slope=negative_slope,
+            )
+        else:
+            self.outputs = frozenset({"sr"})  # no HR gradient map for the gradient losses to read
+        fused_channels = 2 * num_features if use_gradient_branch else num_features  # [grad_feats, sr_feats] or sr
+        self.fusion_block = RRDB(num_features=fused_channels, growth_channels=growth_channels)
+        self.fusion_conv = conv3x3(fused_channels, num_features)
         self.out_conv = conv3x3(num_features, out_channels)
         self.act = nn.LeakyReLU(negative_slope)
 
@@ -89,9 +95,12 @@ class UGSR(nn.Module):
         else:
             # == pixel_unshuffle(nearest_upsample(lr, s), s): every phase is the LR image itself.
             packed = image.repeat_interleave(self.scale**2, dim=1)
-        lr_grad = self.gradient_map(packed)  # M(I^LR) per phase
         trunk, tapped = self.sr_trunk(self.shallow_conv(packed), self.taps)
         sr_feats = self.sr_upsampler(trunk)  # (N, F, s*h, s*w): fused right after the upsampling layer
+        if self.gradient_branch is None:  # "Ours w/o GB" (paper 002 Table 2): the fusion block sees the SR branch
+            fused = self.fusion_conv(self.fusion_block(sr_feats))  # (N, F, H, W)
+            return UGSROutput(sr=self.out_conv(self.act(fused)))
+        lr_grad = self.gradient_map(packed)  # M(I^LR) per phase
         grad_feats, grad_branch = self.gradient_branch(lr_grad, tapped)
         fused = self.fusion_conv(self.fusion_block(torch.cat([grad_feats, sr_feats], dim=1)))  # (N, F, H, W)
         return UGSROutput(sr=self.out_conv(self.act(fused)), grad_branch=grad_branch)
