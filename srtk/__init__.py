@@ -16,9 +16,9 @@ def __getattr__(name: str) -> Any:
 
         return load_model
     if name == "upscale":
-        from srtk.tiling import upscale_tiled
+        from srtk.infer import upscale
 
-        return upscale_tiled
+        return upscale
     if name == "evaluate":
         from srtk.evaluate import run_evaluation
 

@@ -1,3 +1,4 @@
+import io
 import os
 import stat
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from srtk.data.io import read_image, write_image, write_json
+from srtk.data.io import read_image, read_source_image, write_image, write_image_as, write_json
 from srtk.errors import ImageReadError, SrtkError
 
 
@@ -162,3 +163,140 @@ def test_outputs_get_the_mode_the_umask_gives(tmp_path, umask):
         os.umask(previous)
     for path in (image, record):
         assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, (path, oct(path.stat().st_mode))
+
+
+def _png16(path, array: np.ndarray) -> None:
+    import png
+
+    height, width, planes = array.shape
+    writer = png.Writer(width, height, greyscale=planes < 3, alpha=planes in (2, 4), bitdepth=16)
+    with path.open("wb") as handle:
+        writer.write(handle, array.reshape(height, width * planes))
+
+
+def _png_pixels(path) -> tuple[np.ndarray, int]:
+    """(H, W, planes) pixels and bit depth of a PNG as pypng reads it (independent of srtk's reader)."""
+    import png
+
+    width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+    return np.vstack([np.asarray(r) for r in rows]).reshape(height, width, info["planes"]), info["bitdepth"]
+
+
+@pytest.mark.parametrize(("mode", "channels"), [("L", 1), ("LA", 2), ("RGB", 3), ("RGBA", 4)])
+@pytest.mark.parametrize("bit_depth", [8, 16])
+def test_source_image_keeps_mode_and_depth_and_writes_them_back_exactly(tmp_path, mode, channels, bit_depth):
+    rng = np.random.default_rng(channels + bit_depth)
+    pixels = rng.integers(0, 2**bit_depth, (5, 4, channels), dtype=np.uint16 if bit_depth == 16 else np.uint8)
+    if bit_depth == 16:
+        _png16(tmp_path / "in.png", pixels)
+    else:
+        Image.fromarray(pixels[..., 0] if channels == 1 else pixels).save(tmp_path / "in.png")
+    source = read_source_image(tmp_path / "in.png")
+    assert (source.mode, source.bit_depth, source.rgb.shape) == (mode, bit_depth, (3, 5, 4))
+    torch.testing.assert_close(source.rgb[0] * (2**bit_depth - 1), torch.from_numpy(pixels[..., 0].astype(np.float32)))
+    if channels in (2, 4):
+        torch.testing.assert_close(
+            source.alpha[0] * (2**bit_depth - 1), torch.from_numpy(pixels[..., -1].astype(np.float32))
+        )
+    color = source.rgb[:1] if channels <= 2 else source.rgb
+    write_image_as(tmp_path / "out.png", source.rgb, color=source.color, alpha=source.alpha, bit_depth=bit_depth)
+    written, depth = _png_pixels(tmp_path / "out.png")
+    assert depth == bit_depth and color.shape[0] + (source.alpha is not None) == channels
+    np.testing.assert_array_equal(written, pixels)
+
+
+def test_palette_becomes_rgb_and_its_transparency_alpha(tmp_path):
+    image = Image.new("P", (3, 2))
+    image.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
+    image.putpixel((1, 1), 1)
+    image.save(tmp_path / "p.png")
+    source = read_source_image(tmp_path / "p.png")
+    assert source.mode == "RGB" and source.source_mode == "P"
+    torch.testing.assert_close(source.rgb[:, 1, 1], torch.tensor([0.0, 0.0, 1.0]))
+    image.save(tmp_path / "t.png", transparency=1)  # palette entry 1 fully transparent
+    source = read_source_image(tmp_path / "t.png")
+    assert source.mode == "RGBA" and source.alpha[0].tolist() == [[1.0, 1.0, 1.0], [1.0, 0.0, 1.0]]
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_as_pillow_does(tmp_path, orientation):
+    from PIL import ImageOps
+
+    stored = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 13
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(stored).save(tmp_path / "o.png", exif=exif)
+    with Image.open(tmp_path / "o.png") as image:
+        upright = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+    source = read_source_image(tmp_path / "o.png")
+    np.testing.assert_array_equal((source.rgb * 255).round().byte().permute(1, 2, 0).numpy(), upright)
+
+
+@pytest.mark.parametrize("adobe", [True, False])
+def test_cmyk_jpeg_of_either_polarity_reads_as_its_colour(tmp_path, adobe):
+    cmyk = np.empty((8, 8, 4), np.uint8)
+    cmyk[:] = (30, 200, 90, 40)  # C, M, Y, K in ink amounts: 0 = none
+    if adobe:
+        Image.fromarray(cmyk, mode="CMYK").save(tmp_path / "c.jpg", quality=100)  # Pillow writes Adobe's inverse
+    else:
+        buffer = io.BytesIO()
+        Image.fromarray(255 - cmyk, mode="CMYK").save(buffer, "JPEG", quality=100)  # stored: the plain values
+        data = buffer.getvalue()
+        start = data.index(b"\xff\xee")  # drop the APP14 'Adobe' segment
+        data = data[:start] + data[start + 2 + int.from_bytes(data[start + 2 : start + 4], "big") :]
+        (tmp_path / "c.jpg").write_bytes(data)
+    source = read_source_image(tmp_path / "c.jpg")
+    expected = torch.tensor([(255 - c) * (255 - 40) / 255 / 255 for c in (30, 200, 90)])  # R = (1 - C)(1 - K)
+    assert source.mode == "RGB" and source.source_mode == "CMYK"
+    torch.testing.assert_close(source.rgb[:, 4, 4], expected, atol=2 / 255, rtol=0)
+
+
+@pytest.mark.parametrize(("suffix", "bit_depth"), [(".png", 8), (".png", 16), (".jpg", 8), (".webp", 8), (".tif", 8)])
+def test_icc_profile_is_carried_where_the_format_holds_one(tmp_path, suffix, bit_depth):
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    path = write_image_as(tmp_path / f"a{suffix}", torch.rand(3, 4, 5), bit_depth=bit_depth, icc_profile=icc)
+    with Image.open(path) as image:
+        assert image.info["icc_profile"] == icc
+    source = read_source_image(path)
+    assert source.icc_profile == icc and source.bit_depth == bit_depth
+
+
+def test_alpha_into_jpeg_is_refused_and_nothing_written(tmp_path):
+    with pytest.raises(SrtkError, match=r"a.jpg: .jpg cannot hold the image's alpha channel"):
+        write_image_as(tmp_path / "a.jpg", torch.rand(3, 4, 4), alpha=torch.rand(1, 4, 4))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_gray_output_is_the_luma_of_the_models_rgb(tmp_path):
+    rgb = torch.tensor([1.0, 0.0, 0.0]).view(3, 1, 1).expand(3, 2, 2)
+    write_image_as(tmp_path / "g.png", rgb, color="L")
+    pixels, _ = _png_pixels(tmp_path / "g.png")
+    assert pixels.shape == (2, 2, 1) and (pixels == 76).all()  # round(0.299 * 255)
+
+
+def _half_a_png() -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(_rgb8(32, 32)).save(buffer, "PNG")
+    return buffer.getvalue()[: len(buffer.getvalue()) // 2]
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [(b"", "empty file"), (_half_a_png(), "corrupt or truncated"), (b"plain text", "not an image file")],
+)
+def test_source_reader_names_the_file_and_the_problem(tmp_path, content, problem):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(content)
+    with pytest.raises(ImageReadError) as error:
+        read_source_image(bad)
+    assert str(bad) in str(error.value) and problem in str(error.value) and "\n" not in str(error.value)
+
+
+def test_png_colour_key_becomes_alpha(tmp_path):
+    pixels = np.zeros((2, 3, 3), np.uint8)
+    pixels[0, 0] = (10, 20, 30)
+    Image.fromarray(pixels).save(tmp_path / "key.png", transparency=(10, 20, 30))
+    source = read_source_image(tmp_path / "key.png")
+    assert source.mode == "RGBA" and source.alpha[0].tolist() == [[0.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
