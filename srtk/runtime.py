@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from srtk.errors import ConfigError, SrtkError
 
 PRECISIONS = ("fp32", "bf16", "fp16")  # fp32: no autocast; bf16/fp16: autocast to that dtype
+AUTO = "auto"  # inference only: the fastest precision the device runs well (resolve_precision)
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -31,17 +32,35 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def check_precision(precision: str, device: torch.device) -> None:
-    """Raise a ConfigError for a precision outside PRECISIONS, or fp16 anywhere but CUDA."""
+    """Raise a ConfigError for a precision outside PRECISIONS and 'auto', or fp16 anywhere but CUDA."""
+    if precision == AUTO:
+        return  # resolves to a precision the device supports
     if precision not in PRECISIONS:
-        raise ConfigError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+        choices = ", ".join((*PRECISIONS, AUTO))
+        raise ConfigError(f"unknown precision {precision!r}; choose one of: {choices}")
     if precision == "fp16" and device.type != "cuda":
         # fp16 needs gradient scaling to train and is slow or missing off CUDA; bf16 has fp32's range.
         raise ConfigError(f"precision fp16 needs CUDA, not {device.type} (use bf16 there)")
 
 
+def resolve_precision(precision: str, device: torch.device, *, fp16_safe: bool = False) -> str:
+    """The precision to run inference in: `precision` itself, or for 'auto' fp32 on CPU (bf16 autocast is slower
+    than fp32 on most CPUs), bf16 on GPUs that have it, fp16 only for architectures declared fp16-safe."""
+    check_precision(precision, device)
+    if precision != AUTO:
+        return precision
+    if device.type != "cuda":
+        return "fp32"
+    if torch.cuda.is_bf16_supported(including_emulation=False):
+        return "bf16"
+    return "fp16" if fp16_safe else "fp32"
+
+
 def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
     """Autocast to bf16/fp16 on `device` for 'bf16'/'fp16', nothing for 'fp32'; checked by check_precision."""
     check_precision(precision, device)
+    if precision == AUTO:
+        raise ConfigError("precision 'auto' must be resolved (resolve_precision) before autocast")
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=AUTOCAST_DTYPES[precision])

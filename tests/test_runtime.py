@@ -5,7 +5,15 @@ import torch
 from torch import Tensor, nn
 
 from srtk.errors import ConfigError, SrtkError
-from srtk.runtime import PRECISIONS, autocast_context, check_precision, model_device, pick_device, sr_image
+from srtk.runtime import (
+    PRECISIONS,
+    autocast_context,
+    check_precision,
+    model_device,
+    pick_device,
+    resolve_precision,
+    sr_image,
+)
 
 
 class TwoBranch(NamedTuple):
@@ -90,3 +98,20 @@ def test_model_device() -> None:
     assert model_device(nn.Identity()) == torch.device("cpu")  # parameter-free
     meta = nn.Conv2d(3, 3, 1, device="meta")
     assert model_device(meta) == torch.device("meta")
+
+
+def test_auto_precision_follows_the_device_and_the_architecture(monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_precision("auto", cpu, fp16_safe=True) == "fp32"  # never a reduced dtype the CPU runs badly
+    assert resolve_precision("bf16", cpu) == "bf16"  # an explicit choice stays
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert resolve_precision("auto", cuda) == "bf16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)  # pre-Ampere
+    assert resolve_precision("auto", cuda, fp16_safe=True) == "fp16"
+    assert resolve_precision("auto", cuda, fp16_safe=False) == "fp32"
+
+
+def test_auto_precision_is_checked_but_must_be_resolved_before_autocast() -> None:
+    check_precision("auto", torch.device("cpu"))  # no error: it resolves to what the device runs
+    with pytest.raises(ConfigError, match="must be resolved"):
+        autocast_context(torch.device("cpu"), "auto")

@@ -1,5 +1,6 @@
 """Model registry: name -> builder for every network of srtk, and load_model() for names and checkpoints."""
 
+import difflib
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -16,11 +17,13 @@ from srtk.models.checkpoint import (
     ModelCard,
     convert_official_checkpoint,
     load_srtk_checkpoint,
+    read_card,
     save_model,
 )
 from srtk.models.discriminators import SRGANDiscriminator, UNetDiscriminator, VGGDiscriminator
 from srtk.models.edsr import EDSR
 from srtk.models.embedding import EmbeddingNetwork
+from srtk.models.exported import load_onnx_model
 from srtk.models.gpsr import GPSR
 from srtk.models.han import HAN
 from srtk.models.nlsn import NLSN
@@ -147,17 +150,52 @@ def load_network_with_card(path: Path) -> tuple[nn.Module, ModelCard]:
     raise CheckpointError(f"{path}: unknown checkpoint type; srtk reads .safetensors (+ .json card) and .pth")
 
 
+def check_model_reference(name: str) -> Path:
+    """The checkpoint file `name` refers to (a weight-free name returns its own name as a Path); a
+    CheckpointError that says what exists when it refers to nothing: no such file, or an unknown name."""
+    if name in PARAMETER_FREE:
+        return Path(name)
+    path = Path(name).expanduser()
+    if path.is_file():
+        return path
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder; give the checkpoint file (e.g. {path / 'final.safetensors'})")
+    if path.suffix or len(path.parts) > 1:  # written as a path: the file is what is missing
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    usable = sorted(PARAMETER_FREE)
+    if name in MODELS or name in AUXILIARY:
+        raise CheckpointError(
+            f"{name}: an architecture without trained weights; pass a checkpoint of it (e.g. the "
+            f"final.safetensors of srtk train) or a weight-free model ({', '.join(usable)})"
+        )
+    close = difflib.get_close_matches(name, [*usable, *MODELS], n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise CheckpointError(
+        f"{name}: no such checkpoint file, and not a model name{hint}; models without a file: {', '.join(usable)}"
+    )
+
+
+def native_scale(name: str) -> int | None:
+    """The factor a checkpoint upscales by (the default --scale for it); None for weight-free models (any)."""
+    path = check_model_reference(name)
+    if name in PARAMETER_FREE:
+        return None
+    if path.suffix in (".safetensors", ".json"):
+        return read_card(path.with_suffix(".safetensors")).scale  # the card alone: no weights read
+    return int(load_model_with_card(path)[0].scale)
+
+
 def load_model_with_card(name_or_path: str | Path, *, scale: int = 4) -> tuple[nn.Module, ModelCard]:
     """(eval-mode SR model returning the SR image, its card) from a weight-free name or a checkpoint file."""
     name = str(name_or_path)
     if name in PARAMETER_FREE:
         card = ModelCard(architecture=name, config={"scale": scale}, scale=scale, source="parameter-free")
         return build_model(name, scale=scale).eval(), card
-    path = Path(name).expanduser()
-    if not path.exists():
-        raise CheckpointError(
-            f"{name}: neither a checkpoint file nor a weight-free model ({', '.join(sorted(PARAMETER_FREE))})"
-        )
+    path = check_model_reference(name)
+    if path.suffix == ".onnx":  # an `srtk export` file: onnxruntime runs it, its metadata is its card
+        exported = load_onnx_model(path)
+        source = f"exported to ONNX: {path.name}"
+        return exported, ModelCard(architecture=exported.architecture, config={}, scale=exported.scale, source=source)
     network, card = load_network_with_card(path)
     if card.architecture not in MODELS:  # a critic or an embedding scores images: it cannot upscale one
         roles = {layout.architecture: layout.role for layout in OFFICIAL_LAYOUTS}
@@ -170,7 +208,8 @@ def load_model_with_card(name_or_path: str | Path, *, scale: int = 4) -> tuple[n
 
 
 def load_model(name_or_path: str | Path, *, scale: int = 4) -> nn.Module:
-    """A ready-to-run SR model in eval mode: a weight-free registry name, or a checkpoint (srtk or official).
+    """A ready-to-run SR model in eval mode: a weight-free registry name, a checkpoint (srtk or official), or an
+    ONNX file written by `srtk export` (run by onnxruntime).
 
     Its forward takes RGB, NCHW, [0, 1] LR and returns the SR image on the same scale; `model.scale` is its factor.
     """

@@ -66,13 +66,17 @@ class ResidualDenseBlock(nn.Module):
             conv3x3(num_features + i * growth_channels, growth_channels) for i in range(num_convs - 1)
         )
         self.convs.append(conv3x3(num_features + (num_convs - 1) * growth_channels, num_features))
-        self.act = nn.LeakyReLU(negative_slope)
+        # In place: it only ever acts on a fresh conv output, and LeakyReLU's gradient needs only its output's
+        # sign (a positive slope keeps it): one (N, G, h, w) tensor less per conv, in training and inference.
+        self.act = nn.LeakyReLU(negative_slope, inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:
         feats = [x]
+        dense = x  # the first conv reads x itself: torch.cat([x]) would copy it
         for conv in self.convs[:-1]:
-            feats.append(self.act(conv(torch.cat(feats, dim=1))))  # (N, F + i*G, h, w) -> (N, G, h, w)
-        return x + self.residual_scale * self.convs[-1](torch.cat(feats, dim=1))
+            feats.append(self.act(conv(dense)))  # (N, F + i*G, h, w) -> (N, G, h, w)
+            dense = torch.cat(feats, dim=1)
+        return x + self.residual_scale * self.convs[-1](dense)
 
 
 class RRDB(nn.Module):

@@ -216,6 +216,26 @@ def test_channels_last_and_bf16_autocast_agree_with_fp32() -> None:
     assert (half.float() - ref).abs().max() <= 0.05 * ref.abs().max()
 
 
+def previous_dense_forward(block: ResidualDenseBlock, x: Tensor) -> Tensor:
+    """The dense block as it was before issue 12: a copying torch.cat([x]) and an out-of-place LeakyReLU."""
+    feats = [x]
+    for conv in block.convs[:-1]:
+        feats.append(torch.nn.functional.leaky_relu(conv(torch.cat(feats, dim=1)), block.act.negative_slope))
+    return x + block.residual_scale * block.convs[-1](torch.cat(feats, dim=1))
+
+
+def test_dense_block_is_bit_identical_to_the_previous_implementation() -> None:
+    torch.manual_seed(0)
+    block = ResidualDenseBlock(num_features=8, growth_channels=4)
+    x = torch.randn(2, 8, 12, 12, requires_grad=True)
+    new = block(x)
+    old = previous_dense_forward(block, x)
+    torch.testing.assert_close(new, old, rtol=0, atol=0)
+    (grad_new,) = torch.autograd.grad(new.square().sum(), x)  # the in-place activation keeps gradients exact
+    (grad_old,) = torch.autograd.grad(old.square().sum(), x)
+    torch.testing.assert_close(grad_new, grad_old, rtol=0, atol=0)
+
+
 # ----------------------------------------------------------------------------- official checkpoints
 
 
