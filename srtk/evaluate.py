@@ -39,6 +39,17 @@ class DatasetResult:
     folder: str
     images: dict[str, dict[str, float]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    expected_images: int | None = None  # a registry benchmark's published size; None for any other folder
+
+    @property
+    def incomplete(self) -> str:
+        """Why these means are not the benchmark's ('' when every image of a registry benchmark was scored)."""
+        if self.expected_images is None or len(self.images) == self.expected_images:
+            return ""
+        return (
+            f"{self.folder}: {len(self.images)} of {self.name}'s {self.expected_images} images were scored; "
+            "its means are not comparable with published ones"
+        )
 
     def mean(self) -> dict[str, float]:
         keys = next(iter(self.images.values()), {}).keys()
@@ -48,6 +59,8 @@ class DatasetResult:
         out: dict[str, Any] = {"folder": self.folder, "mean": self.mean(), "images": self.images}
         if self.failed:
             out["failed"] = self.failed
+        if self.incomplete:
+            out["incomplete"] = {"scored": len(self.images), "expected": self.expected_images}
         return out
 
 
@@ -99,8 +112,15 @@ class ImageScorer:
     @torch.no_grad()
     def __call__(self, model: nn.Module, pair: EvalPair) -> dict[str, float]:
         """{key: value} of `model` on one HR/LR pair for every key of `cfg.result_keys` (psnr_y, ssim_y, ...)."""
-        sr = super_resolve(model, pair.lr.unsqueeze(0).to(self.device), self.cfg)
-        hr = pair.hr.unsqueeze(0).to(self.device)
+        return self.score(super_resolve(model, pair.lr.unsqueeze(0).to(self.device), self.cfg), pair.hr)
+
+    @torch.no_grad()
+    def score(self, sr: Tensor, hr: Tensor) -> dict[str, float]:
+        """The metrics of an SR made by `super_resolve` ((1, 3, H, W), 8-bit levels) against its (3, H, W) HR.
+
+        Split from `__call__` for `srtk compare`, which scores SR images it cached from an earlier run.
+        """
+        sr, hr = sr.to(self.device), hr.unsqueeze(0).to(self.device)
         values: dict[str, Tensor] = {}
         if "psnr_y" in self.keys:
             values["psnr_y"] = psnr_y(sr, hr, crop=self.crop)
@@ -126,8 +146,9 @@ def run_evaluation(cfg: EvalConfig, *, progress: ProgressFn = no_progress) -> Ev
         raise ConfigError(f"{cfg.model}: the model upscales x{model.scale}, but --scale is {cfg.scale}")
     results: dict[str, DatasetResult] = {}
     for name, folder in folders.items():
-        key = BENCHMARKS[name.lower()].folder if name.lower() in BENCHMARKS else folder.name
-        result = DatasetResult(name=key, folder=str(folder))
+        known = BENCHMARKS.get(name.lower())
+        key = known.folder if known else folder.name
+        result = DatasetResult(name=key, folder=str(folder), expected_images=known.num_images if known else None)
         total = len(list_images(folder))
         label = f"{key} x{cfg.scale}"
         progress(label, 0, total)

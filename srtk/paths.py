@@ -59,3 +59,9 @@ def check_input_folder(path: Path, what: str) -> Path:
     if not path.is_dir():
         raise SrtkError(f"{path}: is a file, not a folder ({what})")
     return path
+
+
+def cache_folder(kind: str) -> Path:
+    """srtk's cache of `kind` (datasets, onnx): $XDG_CACHE_HOME/srtk/KIND, default ~/.cache/srtk/KIND."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "srtk" / kind

@@ -25,6 +25,7 @@ from torch.utils.data import Dataset
 from srtk.data.io import image_size, list_images, quantize, read_image, write_image
 from srtk.data.resize import imresize, modcrop
 from srtk.errors import DatasetNotFoundError, SrtkError, SrtkWarning
+from srtk.paths import cache_folder
 
 DATA_ENV = "SRTK_DATA"
 HR_SUBFOLDERS = ("HR", "hr", "GTmod12", "original", "image_SRF_4/HR")  # layouts of common mirrors
@@ -65,8 +66,7 @@ BENCHMARKS: dict[str, Benchmark] = {
 
 def cache_root() -> Path:
     """srtk's own data cache: $XDG_CACHE_HOME/srtk/datasets (default ~/.cache/srtk/datasets)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "srtk" / "datasets"
+    return cache_folder("datasets")
 
 
 def search_roots(data_root: Path | None = None) -> list[Path]:

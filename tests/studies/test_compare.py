@@ -5,20 +5,19 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 import torch
 
-from srtk.cli import main
 from srtk.config import HIGHER_IS_BETTER, CompareConfig, EvalConfig
 from srtk.data.io import read_image, write_image
 from srtk.evaluate import ImageScorer, run_evaluation
 from srtk.studies import compare
 from srtk.studies.compare import CropBox, disagreement_crops, rank_rows, run_comparison
 from tests.conftest import shared_path
+from tests.test_cli import run_cli
 from tests.train import image_folder, tiny_overrides
 
 # Crops of Set5 photographs: 208x120 HR holds the two textured 96x96 blocks NIQE needs after the 4-pixel border.
@@ -200,15 +199,6 @@ def test_rank_rows_follow_each_metrics_direction_and_share_ties() -> None:
     assert [r["model"] for r in rank_rows(means, ("psnr_y", "niqe"), "psnr_y")] == ["b", "a", "c"]
     assert rows["b"]["psnr_y"]["best"] and rows["a"]["psnr_y"]["second"] and rows["c"]["psnr_y"]["second"]
     assert rows["a"]["niqe"]["best"] and rows["c"]["niqe"]["second"] and rows["b"]["niqe"]["rank"] == 3
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["srtk", *args])
-    monkeypatch.setenv("COLUMNS", "200")
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    return int(exit_info.value.code or 0), captured.out, captured.err
 
 
 def test_cli_refuses_a_missing_model_or_a_file_as_out_before_any_work(monkeypatch, capsys, tmp_path):
