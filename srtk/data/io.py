@@ -156,10 +156,11 @@ def atomic_path(path: Path) -> Iterator[Path]:
     handle, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(handle)
     tmp = Path(tmp_name)
-    # mkstemp makes the file 0600 whatever the umask; the output gets the mode a plain open() would give it.
-    os.chmod(tmp, 0o666 & ~current_umask())
     try:
         yield tmp
+        # mkstemp makes the file 0600 whatever the umask, and some writers (safetensors, torch.save) replace the
+        # file with their own: the output gets the mode a plain open() would give it, set last.
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

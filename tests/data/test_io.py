@@ -10,6 +10,7 @@ from PIL import Image
 
 from srtk.data.io import read_image, read_source_image, write_image, write_image_as, write_json
 from srtk.errors import ImageReadError, SrtkError
+from srtk.models.checkpoint import ModelCard, save_model
 
 
 def _rgb8(h: int = 6, w: int = 5) -> np.ndarray:
@@ -159,9 +160,12 @@ def test_outputs_get_the_mode_the_umask_gives(tmp_path, umask):
     try:
         image = write_image(tmp_path / "out.png", torch.rand(3, 4, 4))
         record = write_json(tmp_path / "out.json", {"a": 1})
+        # safetensors writes a file of its own in place of the temporary one: checkpoints too
+        card = ModelCard(architecture="bicubic", config={"scale": 2}, scale=2)
+        weights = save_model(tmp_path / "m.safetensors", torch.nn.Conv2d(1, 1, 1), card)
     finally:
         os.umask(previous)
-    for path in (image, record):
+    for path in (image, record, weights, weights.with_suffix(".json")):
         assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, (path, oct(path.stat().st_mode))
 
 
