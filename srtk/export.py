@@ -31,6 +31,7 @@ from srtk.models.exported import (
     ARCHITECTURE_KEY,
     FP16_SAFE_KEY,
     INPUT_NAME,
+    MEMORY_KEY,
     OUTPUT_NAME,
     RECEPTIVE_FIELD_KEY,
     SCALE_KEY,
@@ -40,7 +41,7 @@ from srtk.models.gradient import GradientMap
 from srtk.models.registry import PARAMETER_FREE, load_model_with_card
 from srtk.paths import cache_folder
 from srtk.runtime import sr_image
-from srtk.tiling import prepare_for_inference
+from srtk.tiling import activation_bytes_per_pixel, prepare_for_inference
 from srtk.version import __version__
 
 OPSET = 17  # onnxruntime >= 1.14 runs it; every op of srtk's generators is in it
@@ -147,6 +148,7 @@ def export_network(
             ARCHITECTURE_KEY: architecture,
             RECEPTIVE_FIELD_KEY: "none" if radius is None else str(radius),
             FP16_SAFE_KEY: "true" if fp16_safe(reference) else "false",
+            MEMORY_KEY: f"{activation_bytes_per_pixel(reference):.1f}",
         }
         for key, value in metadata.items():
             entry = exported.metadata_props.add()
@@ -240,9 +242,13 @@ def accelerated(
     cached = folder / f"{architecture}-{network_key(network, architecture)}.onnx"
     if cached.is_file():
         try:
-            return load_onnx_model(cached)
+            runner = load_onnx_model(cached)
         except CheckpointError:  # a damaged cache entry: export again
             cached.unlink(missing_ok=True)
+        else:
+            if runner.bytes_per_lr_pixel is None:  # exported before srtk recorded it
+                runner.bytes_per_lr_pixel = activation_bytes_per_pixel(network)
+            return runner
     try:
         folder.mkdir(parents=True, exist_ok=True)
         result = export_network(network, cached, architecture=architecture)

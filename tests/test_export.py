@@ -15,7 +15,7 @@ from srtk.export import ONNX_BOUNDS, ExportError, accelerated, export_network, e
 from srtk.models.checkpoint import ModelCard, save_model
 from srtk.models.exported import OnnxModel, load_onnx_model
 from srtk.models.registry import MODELS, PARAMETER_FREE, build_model, load_model
-from srtk.tiling import TILED_BOUND, default_overlap, upscale_tiled
+from srtk.tiling import TILED_BOUND, activation_bytes_per_pixel, default_overlap, upscale_tiled
 
 # Tiny configs of every generator (few blocks and features; the graphs have the full structure).
 TINY: dict[str, dict] = {
@@ -80,6 +80,9 @@ def test_exported_model_loads_like_a_checkpoint_and_tiles_with_its_receptive_fie
     result = export_onnx(checkpoint, tmp_path / "tiny.onnx")
     exported, original = load_model(result.path), load_model(checkpoint)
     assert exported.scale == 2 and default_overlap(exported) == default_overlap(original) == 19
+    # the export recorded the network's activation memory, which `--tile auto` plans with
+    network = getattr(original, "network", original)
+    assert exported.bytes_per_lr_pixel == pytest.approx(activation_bytes_per_pixel(network), abs=0.1)
     lr = torch.rand(1, 3, 50, 70)
     with torch.no_grad():
         expected = original(lr)

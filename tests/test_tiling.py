@@ -226,3 +226,22 @@ def test_self_ensemble_of_bicubic_is_bicubic() -> None:
     lr = torch.rand(1, 3, 12, 9, dtype=torch.float64)
     model = Bicubic(scale=3)
     torch.testing.assert_close(self_ensemble(model, lr), model(lr))
+
+
+def test_auto_tile_on_cpu_sees_an_exported_graphs_activations_and_keeps_under_the_cpu_budget() -> None:
+    # An ONNX runner hides its activations from hooks: the memory per pixel comes from its export's metadata,
+    # and on CPU the working set stays under CPU_AUTO_BUDGET however much RAM is free.
+    from srtk.tiling import CPU_AUTO_BUDGET, _Runner, auto_tile
+
+    class Opaque(nn.Module):
+        bytes_per_lr_pixel = 16_000.0  # about full RRDBNet's
+
+        def forward(self, lr: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.interpolate(lr, scale_factor=4)
+
+    model = Opaque()
+    run = _Runner(model, torch.device("cpu"), "fp32", TileStats())
+    lr = torch.zeros(1, 3, 1024, 1024)
+    tile = auto_tile(run, model, lr, margin=64)
+    assert tile is not None and (tile + 2 * 64) ** 2 * 16_000.0 <= CPU_AUTO_BUDGET
+    assert auto_tile(run, model, torch.zeros(1, 3, 64, 64), margin=64) is None  # small images stay whole

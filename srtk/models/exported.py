@@ -19,6 +19,7 @@ SCALE_KEY = "srtk_scale"
 ARCHITECTURE_KEY = "srtk_architecture"
 RECEPTIVE_FIELD_KEY = "srtk_receptive_field"  # LR pixels; "none" when unbounded
 FP16_SAFE_KEY = "srtk_fp16_safe"
+MEMORY_KEY = "srtk_bytes_per_lr_pixel"  # the PyTorch network's activation memory per LR pixel (`--tile auto`)
 METADATA_KEYS = (SCALE_KEY, ARCHITECTURE_KEY, RECEPTIVE_FIELD_KEY, FP16_SAFE_KEY)
 ONNX_DTYPES = {"tensor(float)": torch.float32, "tensor(float16)": torch.float16}
 
@@ -60,6 +61,8 @@ class OnnxModel(nn.Module):
         radius = meta.get(RECEPTIVE_FIELD_KEY, "none")
         self.receptive_field_lr: int | None = None if radius == "none" else int(radius)
         self.fp16_safe = meta.get(FP16_SAFE_KEY) == "true"
+        # The graph hides its activations from forward hooks: the export measured them (None: exported without)
+        self.bytes_per_lr_pixel: float | None = float(meta[MEMORY_KEY]) if MEMORY_KEY in meta else None
         (graph_input,) = self.session.get_inputs()
         self.input_dtype = ONNX_DTYPES.get(graph_input.type, torch.float32)
 
