@@ -114,9 +114,10 @@ def _given(flags: dict[str, object]) -> dict[str, object]:
 
 def _check_not_a_method(model: str) -> None:
     """`--model spsr-p` names a training method: say how to get a model of it."""
+    from srtk.models.bundled import bundled_path
     from srtk.presets import PRESETS
 
-    if model in PRESETS and not Path(model).exists():
+    if model in PRESETS and not Path(model).exists() and bundled_path(model) is None:
         raise SrtkError(
             f"{model}: a training method, not a model; train one with `srtk train --method {model}` and pass "
             "its final.safetensors to --model"
@@ -421,6 +422,59 @@ def datasets(data_root: Path | None = typer.Option(None, help="Folder holding th
         count = f"[yellow]{found}[/yellow]" if short else str(found)
         table.add_row(name, count, str(info.num_images or "?"), str(folder), info.description)
     stdout.print(table)
+
+
+@app.command()
+def models(as_json: bool = typer.Option(False, "--json", help="Print the model cards as JSON.")) -> None:
+    """List the models bundled with srtk (`--model NAME` anywhere) and their measured metrics."""
+    import json
+
+    from srtk.models.bundled import bundled_cards, bundled_folder, bundled_models
+
+    cards = bundled_cards()
+    if as_json:
+        print(json.dumps({name: card.as_dict() for name, card in cards.items()}, indent=2))
+        return
+    if not cards:
+        raise SrtkError(f"{bundled_folder()}: no bundled models there; the installation is incomplete")
+    scored = {d for card in cards.values() for d, m in card.metrics.items() if isinstance(m, dict) and "psnr_y" in m}
+    datasets = sorted(scored, key=_dataset_order)
+    table = Table(title=f"bundled models (x{', x'.join(sorted({str(c.scale) for c in cards.values()}))})")
+    for column in ("model", "method", "network", "MB", "trained"):
+        table.add_column(column, justify="right" if column == "MB" else "left")
+    for dataset in datasets:
+        table.add_column(f"{dataset}\nPSNR-Y / SSIM-Y / NIQE", justify="right")
+    files = bundled_models()
+    for name, card in cards.items():
+        training = card.training
+        minutes = training.get("wall_time_s") and f"{training['wall_time_s'] / 60:.0f} min"
+        trained = f"{training.get('iterations', '?')} it, {minutes or '?'} {str(training.get('hardware', ''))[:3]}"
+        row = [name, card.method or "-", _network_text(card), f"{files[name].stat().st_size / 1e6:.1f}", trained]
+        for dataset in datasets:
+            m = card.metrics.get(dataset, {})
+            row.append(" / ".join(_metric_text(m.get(key), digits) for key, digits in METRIC_COLUMNS))
+        table.add_row(*row)
+    stdout.print(table)
+    stdout.print("Metrics: srtk compare on the shipped weights (PSNR/SSIM on Y, 4 px border; NIQE lower is better).")
+    stdout.print("Use one: srtk upscale photo.png --model NAME; its card: srtk info --model NAME. See MODEL_ZOO.md.")
+
+
+METRIC_COLUMNS = (("psnr_y", 2), ("ssim_y", 4), ("niqe", 2))
+
+
+def _metric_text(value: object, digits: int) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, int | float) else "-"
+
+
+def _dataset_order(name: str) -> tuple[int, str]:
+    order = ("set5", "set14", "urban100")
+    return (order.index(name) if name in order else len(order), name)
+
+
+def _network_text(card: object) -> str:
+    config = getattr(card, "config", {})
+    backbone = config.get("backbone")
+    return f"{card.architecture}({backbone})" if backbone else card.architecture  # type: ignore[attr-defined]
 
 
 @app.command()

@@ -90,7 +90,8 @@ CASES: list[tuple[str, str, int, str, bool]] = [
     # evaluate
     ("evaluate-scale-0", "evaluate --scale 0 --data-root {bench} --datasets set5", 1, "scale must be", True),
     ("evaluate-unknown-model", "evaluate --model bicubc --data-root {bench}", 1, "did you mean 'bicubic'", True),
-    ("evaluate-method-as-model", "evaluate --model spsr-p --data-root {bench}", 1, "srtk train --method spsr-p", True),
+    ("evaluate-method-as-model", "evaluate --model spsr-r --data-root {bench}", 1, "srtk train --method spsr-r", True),
+    ("evaluate-architecture", "evaluate --model rrdbnet --data-root {bench}", 1, "bundled model", True),
     ("evaluate-missing-ckpt", "evaluate --model {root}/gone.safetensors --data-root {bench}", 1, "no such", True),
     ("evaluate-text-pth", "evaluate --model {text_pth} --data-root {bench}", 1, "not a PyTorch checkpoint", True),
     ("evaluate-unsafe-pth", "evaluate --model {unsafe} --data-root {bench}", 1, "never runs code", True),
@@ -145,6 +146,7 @@ CASES: list[tuple[str, str, int, str, bool]] = [
     ("download-no-sum", "download div2k --root {out}", 1, "--sha256", True),
     ("download-bad-sum", "download div2k --root {out} --sha256 abc", 1, "SHA-256", True),
     ("download-root-file", "download div2k --root {file} --sha256 " + "0" * 64, 1, "is a file", True),
+    ("models-unknown-option", "models --all", 2, "No such option", True),
     ("datasets-missing-root", "datasets --data-root {root}/nowhere", 1, "no such folder", True),
     # demo
     ("demo-iterations", "demo --iterations 0 --out {out}", 1, "iterations", True),
@@ -203,6 +205,7 @@ WORK: dict[str, tuple[str, str]] = {
     "info": ("srtk.models.summary", "count_flops"),
     "download": ("urllib.request", "urlopen"),
     "demo": ("srtk.demo", "run_demo"),
+    "models": ("srtk.models.bundled", "bundled_cards"),
     "train": ("srtk.train.engine", "build_method"),
     "pretrain-nse": ("srtk.train.engine", "PretextMethod"),
     "ablate": ("srtk.studies.ablate", "run_training"),

@@ -46,6 +46,7 @@ class ModelCard:
     losses: dict[str, float] = field(default_factory=dict)  # the weighted loss terms it was trained with
     source: str = ""  # provenance: "trained by srtk", "converted from X (layout)"
     notes: str = ""
+    training: dict[str, Any] = field(default_factory=dict)  # bundled models: iterations, hardware, wall time, command
 
     def as_dict(self) -> dict[str, Any]:
         return {"format": CARD_FORMAT, **asdict(self), "srtk_version": __version__}
@@ -65,13 +66,18 @@ def card_path(weights: Path) -> Path:
     return weights.with_suffix(".json")
 
 
-def save_model(path: Path, model: nn.Module, card: ModelCard) -> Path:
-    """Write `path` (.safetensors) and its card atomically; returns the weights path."""
+def save_model(path: Path, model: nn.Module, card: ModelCard, *, dtype: torch.dtype | None = None) -> Path:
+    """Write `path` (.safetensors) and its card atomically; returns the weights path.
+
+    `dtype` stores the floating-point tensors in another precision (the bundled models: float16, half the size);
+    loading casts them back to the network's."""
     path = Path(path)
     if path.suffix != ".safetensors":
         raise CheckpointError(f"{path}: srtk checkpoints are .safetensors files")
     # Cloned, contiguous CPU tensors: safetensors refuses shared or strided storage.
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata={"format": CARD_FORMAT, "architecture": card.architecture})
     write_json(card_path(path), card.as_dict())

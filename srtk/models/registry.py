@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from srtk.errors import CheckpointError, SrtkError
 from srtk.models.backbone import SRBackbone
 from srtk.models.bicubic import Bicubic
+from srtk.models.bundled import bundled_models
 from srtk.models.checkpoint import (
     OFFICIAL_LAYOUTS,
     OFFICIAL_SUFFIXES,
@@ -158,20 +159,24 @@ def check_model_reference(name: str) -> Path:
     path = Path(name).expanduser()
     if path.is_file():
         return path
+    bundled = bundled_models()
+    if name in bundled:
+        return bundled[name]
     if path.is_dir():
         raise CheckpointError(f"{path}: is a folder; give the checkpoint file (e.g. {path / 'final.safetensors'})")
     if path.suffix or len(path.parts) > 1:  # written as a path: the file is what is missing
         raise CheckpointError(f"{path}: no such checkpoint file")
-    usable = sorted(PARAMETER_FREE)
+    usable = sorted(PARAMETER_FREE) + list(bundled)
     if name in MODELS or name in AUXILIARY:
         raise CheckpointError(
             f"{name}: an architecture without trained weights; pass a checkpoint of it (e.g. the "
-            f"final.safetensors of srtk train) or a weight-free model ({', '.join(usable)})"
+            f"final.safetensors of srtk train), a bundled model or a weight-free one ({', '.join(usable)})"
         )
     close = difflib.get_close_matches(name, [*usable, *MODELS], n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise CheckpointError(
-        f"{name}: no such checkpoint file, and not a model name{hint}; models without a file: {', '.join(usable)}"
+        f"{name}: no such checkpoint file, and not a model name{hint}; srtk's own models: {', '.join(usable)} "
+        "(srtk models lists them)"
     )
 
 

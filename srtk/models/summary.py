@@ -6,6 +6,8 @@ from torch import nn
 
 from srtk.errors import SrtkError
 from srtk.models.backbone import SRBackbone, evenly_spaced_taps
+from srtk.models.bundled import bundled_path
+from srtk.models.checkpoint import ModelCard
 from srtk.models.complexity import count_flops, count_parameters
 from srtk.models.registry import AUXILIARY, MODELS, PARAMETER_FREE, build_model, load_model_with_card
 
@@ -37,7 +39,8 @@ def _taps(network: nn.Module) -> str:
 def describe_model(name_or_path: str, *, scale: int = 4, lr_size: str = "320x180") -> dict[str, Any]:
     """Architecture, parameter count, FLOPs/MACs at `lr_size` and taps of a registry name or checkpoint."""
     height, width = parse_size(lr_size)
-    if name_or_path in MODELS and name_or_path not in PARAMETER_FREE:
+    trained: dict[str, Any] = {}
+    if name_or_path in MODELS and name_or_path not in PARAMETER_FREE and bundled_path(name_or_path) is None:
         network = build_model(name_or_path, scale=scale)
         architecture, source = name_or_path, "registry defaults (untrained)"
     elif name_or_path in AUXILIARY:  # critics, extractors and embeddings: sized, but they upscale nothing
@@ -46,6 +49,7 @@ def describe_model(name_or_path: str, *, scale: int = 4, lr_size: str = "320x180
         model, card = load_model_with_card(name_or_path, scale=scale)
         network = getattr(model, "network", model)
         architecture, source = card.architecture, card.source
+        trained = _training_summary(card)
     model_scale = int(getattr(network, "scale", scale))
     flops = count_flops(network, (1, 3, height, width))
     return {
@@ -57,7 +61,29 @@ def describe_model(name_or_path: str, *, scale: int = 4, lr_size: str = "320x180
         "MACs": f"{flops / 2 / 1e9:.1f} G (multiply-adds; most SR papers call these FLOPs)",
         "FLOPs": f"{flops / 1e9:.1f} G (2 per multiply-add)",
         "taps": _taps(network),
+        **trained,
     }
+
+
+def _training_summary(card: ModelCard) -> dict[str, Any]:
+    """What a card says of the model's training and measured quality (the bundled models record both)."""
+    summary: dict[str, Any] = {}
+    if card.method:
+        summary["method"] = card.method + (
+            f" ({', '.join(f'{k} {v:g}' for k, v in card.losses.items())})" if card.losses else ""
+        )
+    if card.training_data:
+        summary["data"] = card.training_data
+    training = card.training
+    if training.get("iterations"):
+        minutes = f", {training['wall_time_s'] / 60:.0f} min" if training.get("wall_time_s") else ""
+        summary["training"] = f"{training['iterations']} iterations{minutes} on {training.get('hardware', '?')}"
+    for term, why in training.get("inactive_losses", {}).items():
+        summary[f"no {term}"] = why
+    for dataset, values in card.metrics.items():
+        if isinstance(values, dict) and "psnr_y" in values:
+            summary[dataset] = " / ".join(f"{k} {v:.4g}" for k, v in values.items())
+    return summary
 
 
 def _describe_auxiliary(name: str, height: int, width: int) -> dict[str, Any]:

@@ -32,14 +32,14 @@ from srtk.config import HIGHER_IS_BETTER, CompareConfig
 from srtk.data.color import rgb_to_y
 from srtk.data.datasets import BENCHMARKS, EvalPair, evaluation_pairs, resolve_dataset
 from srtk.data.io import atomic_path, list_images, read_image, write_image, write_json
-from srtk.errors import CheckpointError, ConfigError, SrtkError, SrtkWarning
+from srtk.errors import ConfigError, SrtkError, SrtkWarning
 from srtk.evaluate import PROTOCOL, ImageScorer, super_resolve
 from srtk.gradmap import DISPLAY_PERCENTILE
 from srtk.metrics.lpips import LPIPS_TRUNKS
 from srtk.models.checkpoint import card_path
 from srtk.models.gradient import gradient_map
 from srtk.models.pretrained import require_hub_checkpoint
-from srtk.models.registry import PARAMETER_FREE, load_model_with_card
+from srtk.models.registry import PARAMETER_FREE, check_model_reference, load_model_with_card
 from srtk.progress import ProgressFn, no_progress
 from srtk.runtime import pick_device
 from srtk.version import __version__
@@ -232,11 +232,7 @@ def resolve_models(cfg: CompareConfig) -> list[tuple[ComparedModel, nn.Module]]:
         if spec in PARAMETER_FREE:
             key = hashlib.sha256(f"registry:{spec}".encode()).hexdigest()
         else:
-            path = Path(spec).expanduser()
-            if not path.is_file():
-                raise CheckpointError(
-                    f"{spec}: neither a checkpoint file nor a weight-free model ({', '.join(sorted(PARAMETER_FREE))})"
-                )
+            path = check_model_reference(spec)  # a file, or the name of a bundled model
             card = card_path(path)
             key = file_sha256(path, card) if path.suffix == ".safetensors" and card.exists() else file_sha256(path)
             label = label or path.stem
