@@ -115,7 +115,10 @@ def pack(runs: Path) -> None:
             "parameters": count_parameters(network),
         }
         if config["model"].get("init"):
-            training["init"] = f"{Path(config['model']['init']).parent.name} (its final weights)"
+            init_run = Path(config["model"]["init"]).parent
+            init_record = _run_record(init_run)
+            training["init"] = init_run.name
+            training["init_run"] = {k: init_record[k] for k in ("iterations", "batch_size", "wall_time_s")}
         nse = config.get("structure", {}).get("nse")
         if nse and config["losses"].get("structure_adversarial", 0) + config["losses"].get("structure_pixel", 0):
             nse_run = _run_record(Path(nse).parent)
@@ -233,6 +236,8 @@ def write_model_zoo(bicubic: dict[str, dict[str, float]], table: dict[str, Any])
         size = bundled_models()[name].stat().st_size / 1e6
         network = card.architecture + (f"({card.config['backbone']})" if card.config.get("backbone") else "")
         wall = f"{t['wall_time_s'] / 60:.0f} min" if t.get("wall_time_s") else "-"
+        if t.get("init") and t["init"] not in cards:  # a pre-training of its own (ugsr)
+            wall += f" + L1 pre-training {t['init_run']['iterations']} it, {t['init_run']['wall_time_s'] / 60:.0f} min"
         if t.get("nse"):
             wall += f" + NSE {t['nse']['wall_time_s'] / 60:.0f} min"
         losses = ", ".join(f"{k} {v:g}" for k, v in card.losses.items())
@@ -245,7 +250,9 @@ def write_model_zoo(bicubic: dict[str, dict[str, float]], table: dict[str, Any])
     for name in cards:
         if name in paper and paper[name].get("training"):
             lines.append(f"- **{name}** ({paper[name]['source']}): {paper[name]['training']}")
-    lines += ["", SCALE_NOTE.strip(), ""]
+    iterations = ", ".join(f"{name} {card.training['iterations']}" for name, card in cards.items())
+    nse = sorted({card.training["nse"]["iterations"] for card in cards.values() if "nse" in card.training})
+    lines += ["", SCALE_NOTE.strip().format(iterations=iterations, nse_iterations="/".join(map(str, nse))), ""]
     (ROOT / "MODEL_ZOO.md").write_text("\n".join(lines))
     print(f"MODEL_ZOO.md written ({len(cards)} models)")
 
@@ -285,10 +292,9 @@ SCALE_NOTE = """
 ## The difference in scale, honestly
 
 - **Data**: 148 photographs instead of DIV2K's 800 2K images (GPSR: 900; ugsr adds MoA augmentation on DIV2K).
-- **Iterations**: 2000-2500 for the PSNR models and GPSR's 1500, 300-400 for the GAN and structure stages, where
-  the papers train 4e5-1e6 iterations (SPSR: 15 patches per batch; here 8-16). The GAN stages start from the PSNR
-  model as the papers' do, but they have barely begun to trade PSNR for texture: expect a smaller NIQE gain and a
-  smaller PSNR loss than the papers'.
+- **Iterations**: {iterations}, where the papers train 4e5-1e6 iterations (SPSR: 15 patches per batch; here
+  8-16). The GAN and structure stages start from the PSNR model as the papers' do, but they have barely begun to
+  trade PSNR for texture: expect a smaller NIQE gain and a smaller PSNR loss than the papers'.
 - **Width and depth**: RRDBNet with 6 blocks of 32 features (growth 16) instead of 23 blocks of 64 (growth 32);
   critics of 32 features instead of 64; GPSR with n = 8 features, 2 modules and 2 residual blocks instead of its
   8.18 M-parameter x4 model. EDSR-baseline and PCL's EDSR-baseline have the papers' size.
@@ -296,8 +302,8 @@ SCALE_NOTE = """
   ImageNet weights are not on the training machine. The papers' perceptual models all use it; without it the
   adversarial and structure terms alone push the generator towards texture.
 - **NSEs** (spsr-p, spsr-j): pre-trained by `srtk pretrain-nse` on the same photographs at 128-132 px patches
-  and batch 8 for 600 iterations, where paper 000 sec. 5.1 uses 420 px patches and batch 48.
-- **PCL**: fine-tunes psnr-edsr with the contrastive loss for 400 iterations; paper 004 trains from scratch.
+  and batch 8 for {nse_iterations} iterations, where paper 000 sec. 5.1 uses 420 px patches and batch 48.
+- **PCL**: fine-tunes psnr-edsr with the contrastive loss; paper 004 trains from scratch.
 """
 
 

@@ -10,8 +10,8 @@
 #
 # Scale (what a 2-core CPU trains in about two hours; the papers train 64-feature, 23-block RRDBs on DIV2K for
 # 4e5-1e6 iterations): 32-64 features and 6-16 blocks, so each file is a few MB and a 256x256 input upscales in
-# seconds on a CPU; 148 photographs (BSD68 + SunHays80 of shared/datasets/train); PSNR models 2000-2500 iterations,
-# the GAN and structure stages 200-300 iterations from the PSNR model (--init), batch 8 instead of 15-16.
+# seconds on a CPU; 148 photographs (BSD68 + SunHays80 of shared/datasets/train); PSNR models 600-2500 iterations,
+# the GAN and structure stages 150-200 iterations from the PSNR model (--init), batch 8 instead of 15-16.
 # Perceptual losses are off (losses.perceptual=0): ImageNet VGG19 / AlexNet weights are not on the machines that
 # trained these models. The structure losses of spsr-p/j use NSEs pre-trained here on the same photographs.
 # A short run affords a larger step than the papers' schedules: PSNR-oriented runs use cosine decay from 4e-4.
@@ -56,42 +56,42 @@ psnr_edsr() {
         --batch-size 16 --patch-size 32 --iterations 2500 "${SHORT[@]}" --set optim.learning_rate=4e-4
 }
 nse_contrastive() {  # paper 000 sec. 4.2: 48 x 420 px patches; here 8 x 128 px
-    pretrain nse-contrastive --task contrastive --iterations 500 --batch-size 8 --patch-size 128
+    pretrain nse-contrastive --task contrastive --iterations 300 --batch-size 8 --patch-size 128
 }
 nse_jigsaw() {
-    pretrain nse-jigsaw --task jigsaw --iterations 500 --batch-size 8 --patch-size 132
+    pretrain nse-jigsaw --task jigsaw --iterations 300 --batch-size 8 --patch-size 132
 }
 spsr_p() {
     need psnr-rrdb
     train spsr-p --method spsr-p --set "$RRDB" --init "$RUNS/psnr-rrdb/final.safetensors" \
-        --nse "$RUNS/nse-contrastive/final.safetensors" --iterations 300 "${GAN[@]}"
+        --nse "$RUNS/nse-contrastive/final.safetensors" --iterations 200 "${GAN[@]}"
 }
 spsr_j() {
     need psnr-rrdb
     train spsr-j --method spsr-j --set "$RRDB" --init "$RUNS/psnr-rrdb/final.safetensors" \
-        --nse "$RUNS/nse-jigsaw/final.safetensors" --iterations 300 "${GAN[@]}"
+        --nse "$RUNS/nse-jigsaw/final.safetensors" --iterations 200 "${GAN[@]}"
 }
 esrgan() {
-    train esrgan --method esrgan --set "$RRDB" --init "$RUNS/psnr-rrdb/final.safetensors" --iterations 300 "${GAN[@]}"
+    train esrgan --method esrgan --set "$RRDB" --init "$RUNS/psnr-rrdb/final.safetensors" --iterations 200 "${GAN[@]}"
 }
 spsr_g() {
-    train spsr-g --method spsr-g --set "$RRDB" --init "$RUNS/psnr-rrdb/final.safetensors" --iterations 300 "${GAN[@]}"
+    train spsr-g --method spsr-g --set "$RRDB" --init "$RUNS/psnr-rrdb/final.safetensors" --iterations 200 "${GAN[@]}"
 }
 ugsr() {  # paper 002 pre-trains its own generator with L1 (its packed input conv differs from RRDBNet's)
     local size='model.backbone_options={"num_features": 32, "num_blocks": 6, "growth_channels": 16}'
     train ugsr-psnr --method psnr --backbone ugsr --set "$size" \
-        --batch-size 16 --patch-size 32 --iterations 400 "${SHORT[@]}" --set optim.learning_rate=4e-4
+        --batch-size 16 --patch-size 32 --iterations 300 "${SHORT[@]}" --set optim.learning_rate=4e-4
     train ugsr --method ugsr --set "${size/backbone_options/generator_options}" \
-        --init "$RUNS/ugsr-psnr/final.safetensors" --iterations 200 "${GAN[@]}"
+        --init "$RUNS/ugsr-psnr/final.safetensors" --iterations 150 "${GAN[@]}"
 }
 pcl() {  # paper 004 trains PCL from scratch for 1e6 iterations; here it fine-tunes the EDSR-baseline PSNR model
     need psnr-edsr
     train pcl --method pcl --backbone edsr-baseline --init "$RUNS/psnr-edsr/final.safetensors" \
-        --batch-size 8 --patch-size 32 --iterations 300 "${SHORT[@]}"
+        --batch-size 8 --patch-size 32 --iterations 200 "${SHORT[@]}"
 }
 gpsr() {  # paper 003 Table 4's x4 GPSR is 8.18M parameters; n=8, M=2, R=2 here
     train gpsr --method gpsr --set 'model.generator_options={"num_features": 8, "num_modules": 2, "num_residual_blocks": 2}' \
-        --batch-size 8 --patch-size 32 --iterations 1200 "${SHORT[@]}" --set optim.learning_rate=4e-4
+        --batch-size 8 --patch-size 32 --iterations 600 "${SHORT[@]}" --set optim.learning_rate=4e-4
 }
 
 lane_a() { psnr_rrdb; nse_contrastive; spsr_p; esrgan; spsr_g; gpsr; }

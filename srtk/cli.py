@@ -6,7 +6,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import typer
 from rich.console import Console
@@ -29,6 +29,9 @@ except ImportError:  # pragma: no cover - older Typer on plain click
     from click.exceptions import NoArgsIsHelpError, UsageError
 from srtk.presets import describe_presets
 from srtk.progress import ProgressFn, no_progress
+
+if TYPE_CHECKING:  # the demo pulls in torch: imported by its command only
+    from srtk.demo import DemoResult
 
 app = typer.Typer(
     name="srtk",
@@ -479,37 +482,83 @@ def _network_text(card: object) -> str:
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("demo-output"), help="Folder for every output of the demo."),
-    iterations: int = typer.Option(400, help="Training iterations of the demo model (a few minutes on a CPU)."),
+    out: Path = typer.Option(Path("demo-output"), help="Folder for every output (a second run rewrites it)."),
+    iterations: int = typer.Option(1500, help="Training iterations of the demo model (about a minute on a CPU)."),
     device: str = typer.Option("auto", help="'auto', 'cpu', 'cuda', ..."),
 ) -> None:
-    """Train a small model on bundled photographs, compare it with bicubic, upscale and draw gradient maps."""
+    """Train a small model for a minute, compare it and the bundled models with bicubic, upscale, draw M(I)."""
     from srtk.paths import check_output_folder
 
     if iterations <= 0:
         raise SrtkError(f"--iterations must be positive, not {iterations}")
     check_output_folder(out)
-    from srtk.demo import run_demo
+    from srtk.demo import TEST_SAMPLES, TRAIN_SAMPLES, run_demo
+    from srtk.models.bundled import bundled_models
 
+    count = len(bundled_models())
+    console.print(
+        f"srtk demo: trains a small EDSR from scratch on {len(TRAIN_SAMPLES)} photographs ({iterations} iterations), "
+        f"then compares it{f' and the {count} bundled models' if count else ''} with bicubic on {len(TEST_SAMPLES)} "
+        f"held-out photographs, upscales them and draws gradient maps, all into {out}/",
+        highlight=False,
+        markup=False,
+    )
     with rich_progress() as progress:
         result = run_demo(out, iterations=iterations, device=device, progress=progress)
-    keys = ("psnr_y", "ssim_y", "niqe")
-    table = Table(title="held-out photographs, x4: bicubic vs the demo model")
-    table.add_column("image", no_wrap=True)
-    for key in keys:
-        table.add_column(f"{key} bicubic", justify="right")
-        table.add_column(f"{key} trained", justify="right")
-    bicubic, trained = (next(iter(r.datasets.values())) for r in (result.bicubic, result.trained))
-    rows = [(name, bicubic.images[name], trained.images[name]) for name in bicubic.images]
-    rows.append(("mean", bicubic.mean(), trained.mean()))
-    for name, before, after in rows:
-        table.add_row(name, *(f"{values[k]:.4f}" for k in keys for values in (before, after)))
-    stdout.print(table)
-    stdout.print(f"trained model (safetensors + card): {result.model}")
-    stdout.print(f"training log and result:            {result.model.parent}")
-    stdout.print(f"upscaled test photographs:          {out / 'sr'} ({len(result.upscaled.written)} files)")
-    stdout.print(f"gradient maps M(I):                 {', '.join(map(str, result.gradient_maps))}")
-    stdout.print(f"comparison JSON:                    {result.result_file}")
+    stdout.print(_demo_table(result))
+    if not any(row.origin == "bundled" for row in result.rows):
+        from srtk.models.bundled import bundled_folder
+
+        stdout.print(f"No bundled models in {bundled_folder()}: the installation is incomplete (srtk models).")
+    stdout.print(
+        "PSNR-oriented models aim at fidelity (PSNR/SSIM on Y, higher is better); perceptual ones at realistic "
+        "texture (NIQE, lower is better), usually at some PSNR cost."
+    )
+    maps = result.gradient_maps
+    rows = (
+        ("report", f"{result.report}  (open in a browser: zoomable crops and gradient maps of every model)"),
+        ("tables, plot", f"{out / 'compare'}/table.md, table.csv, perception_distortion.png, figures/"),
+        ("upscaled", ", ".join(str(out / "sr" / label) for label in result.upscaled)),
+        ("gradient maps", f"{maps[0].parent}/ ({', '.join(p.name for p in maps)})"),
+        ("trained model", f"{result.model} (+ card, training log beside it)"),
+        ("summary", str(result.result_file)),
+    )
+    stdout.print(f"\nEverything is in {out}/ (done in {result.seconds['total']:.0f} s):", highlight=False)
+    for name, where in rows:
+        stdout.print(f"  {name:<14}{where}", highlight=False, markup=False)
+    stdout.print("Next:", highlight=False)
+    for command in result.next_commands:
+        stdout.print(f"  {command}", highlight=False, markup=False)
+
+
+def _demo_table(result: "DemoResult") -> Table:
+    """The demo's final table: each model's mean metrics on the test photographs and its PSNR-Y gain over bicubic."""
+    from srtk.demo import TEST_SAMPLES
+
+    bicubic = next(row.metrics for row in result.rows if row.origin == "baseline")
+    table = Table(title=f"x4 super-resolution of {len(TEST_SAMPLES)} held-out photographs ({', '.join(TEST_SAMPLES)})")
+    for column in ("model", "kind", "PSNR-Y ↑", "SSIM-Y ↑", "NIQE ↓", "vs bicubic"):
+        table.add_column(column, justify="left" if column in ("model", "kind") else "right", no_wrap=True)
+    for index, row in enumerate(result.rows):
+        label = row.label
+        if row.origin == "trained now":
+            label += f" ({result.iterations} it, {result.training_seconds:.0f} s)"
+        colour = "green" if row.psnr_gain > 0 else "red"
+        gain = "-" if row.origin == "baseline" else f"[{colour}]{row.psnr_gain:+.2f} dB"
+        niqe = f"{row.metrics['niqe']:.2f}"
+        if row.origin != "baseline" and row.metrics["niqe"] < bicubic["niqe"]:
+            niqe = f"[green]{niqe}"
+        following = result.rows[index + 1] if index + 1 < len(result.rows) else None
+        table.add_row(
+            escape(label),
+            row.kind,
+            f"{row.metrics['psnr_y']:.2f}",
+            f"{row.metrics['ssim_y']:.4f}",
+            niqe,
+            gain,
+            end_section=following is not None and (following.origin, following.kind) != (row.origin, row.kind),
+        )
+    return table
 
 
 def _training_flags(named: dict[str, object], data: list[str]) -> dict[str, object]:

@@ -284,6 +284,12 @@ PRETEXT_PRESETS: dict[str, Callable[[], TrainConfig]] = {
     task: partial(nse_pretext_preset, task) for task in ("contrastive", "jigsaw")
 }
 DEFAULT_METHOD = "psnr"
+PSNR_ORIENTED, PERCEPTUAL = "PSNR-oriented", "perceptual"
+# Loss terms that trade fidelity for realistic texture: a method with any of them weighted is a perceptual one.
+PERCEPTUAL_TERMS = ("perceptual", "adversarial", "grad_adversarial", "structure_adversarial")
+# The perceptual method `srtk demo` upscales with when a bundled model of it exists: paper 000's proposal (SPSR with
+# the structure loss of an NSE pre-trained by contrastive prediction).
+SHOWCASE_PERCEPTUAL_METHOD = "spsr-p"
 
 
 def preset_config(method: str, *, official_release: bool = False) -> TrainConfig:
@@ -297,6 +303,15 @@ def preset_config(method: str, *, official_release: bool = False) -> TrainConfig
             raise ConfigError(f"optim.official_release: method {method!r} has no released recipe that differs")
         cfg = preset.official_release(cfg)
     return cfg
+
+
+def method_kind(method: str | None) -> str | None:
+    """PERCEPTUAL for a method whose preset weights a perceptual or adversarial term, PSNR_ORIENTED for one trained
+    on pixel, gradient or contrastive terms alone (psnr, gpsr, pcl); None for an unknown one (converted weights)."""
+    if method is None or method not in PRESETS:
+        return None
+    losses = PRESETS[method].build().losses
+    return PERCEPTUAL if any(getattr(losses, term) > 0 for term in PERCEPTUAL_TERMS) else PSNR_ORIENTED
 
 
 def resolve_train_config(

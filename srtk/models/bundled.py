@@ -10,6 +10,7 @@ the working folder wins over both.
 from pathlib import Path
 
 from srtk.models.checkpoint import ModelCard, read_card
+from srtk.presets import PERCEPTUAL, method_kind
 
 BUNDLED_FOLDER = Path(__file__).resolve().parent.parent / "bundled"
 
@@ -38,10 +39,6 @@ def bundled_cards() -> dict[str, ModelCard]:
     return {name: read_card(path) for name, path in bundled_models().items()}
 
 
-# Loss terms that make a model perceptual (it trades PSNR for texture against a critic); the rest are PSNR-oriented.
-ADVERSARIAL_TERMS = ("adversarial", "grad_adversarial", "structure_adversarial")
-
-
 def is_perceptual(card: ModelCard) -> bool:
-    """Whether a model was trained against a critic (judge it by NIQE/LPIPS, not PSNR)."""
-    return any(card.losses.get(term, 0) > 0 for term in ADVERSARIAL_TERMS)
+    """Whether a model's method trades PSNR for texture (judge it by NIQE/LPIPS, not PSNR): srtk.presets decides."""
+    return method_kind(card.method) == PERCEPTUAL

@@ -422,9 +422,12 @@ def run_comparison(cfg: CompareConfig, *, progress: ProgressFn = no_progress) ->
             }
             for model, _ in models:
                 cache = cache_folder(cfg, model) / dataset / key
-                scores[model.label][item.name] = run.score(
-                    outputs[model.label], item.hr, cache.with_suffix(f".{cfg.lpips_net}.json")
-                )
+                try:
+                    scores[model.label][item.name] = run.score(
+                        outputs[model.label], item.hr, cache.with_suffix(f".{cfg.lpips_net}.json")
+                    )
+                except SrtkError as error:  # e.g. NIQE of a flat output: say whose output it is
+                    raise SrtkError(f"{model.label} on {dataset}/{item.name}: {error}") from None
             if cfg.report_images is None or done <= cfg.report_images:
                 view = run.view(dataset, item, {k: v[0] for k, v in outputs.items()}, report)
                 view.metrics = {model_label: scores[model_label][item.name] for model_label in outputs}
