@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from srtk.data.io import write_json
-from srtk.models.bundled import BUNDLED_FOLDER, bundled_cards, bundled_models
+from srtk.models.bundled import BUNDLED_FOLDER, bundled_cards, bundled_models, is_perceptual
 from srtk.models.checkpoint import ModelCard, card_path, read_card, save_model
 from srtk.models.complexity import count_parameters
 from srtk.models.registry import load_model_with_card, load_network_with_card
@@ -34,6 +34,9 @@ from srtk.version import __version__
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("SRTK_SHARED", ROOT.parent / "shared"))
 DATASETS = ("set5", "set14", "urban100")
+# Urban100's first 20 images (sorted names): the full set takes the nine models about half an hour on a 2-core CPU,
+# the time this session had left. Labelled as such everywhere; `--full` measures all 100.
+URBAN_SUBSET = 20
 METRICS = ("psnr_y", "ssim_y", "niqe")  # LPIPS needs AlexNet ImageNet weights, absent on these machines
 NO_IMAGENET = "ImageNet VGG19/AlexNet weights are not on the machine that trained it (srtk never downloads them)"
 
@@ -77,7 +80,7 @@ def hardware() -> str:
     lines = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
     names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
     cpu = names[0] if names else platform.processor() or "unknown"
-    return f"CPU ({cpu}), {os.cpu_count()} cores; one thread per run, two runs at a time"
+    return f"CPU ({cpu}), {os.cpu_count()} cores; one thread per run, two or three runs at a time"
 
 
 def _run_record(folder: Path) -> dict[str, Any]:
@@ -130,8 +133,14 @@ def pack(runs: Path) -> None:
                 "hr_patch_size": nse_config["pretext"].get("patch_size"),
             }
         inactive = {}
-        if config["losses"].get("perceptual", 0) == 0 and resolve_train_config(config["method"]).losses.perceptual:
+        preset_losses = resolve_train_config(config["method"]).losses
+        if config["losses"].get("perceptual", 0) == 0 and preset_losses.perceptual:
             inactive["perceptual"] = f"off (losses.perceptual=0): {NO_IMAGENET}"
+            if config["losses"]["pixel"] != preset_losses.pixel:
+                inactive["perceptual"] += (
+                    f"; L1 takes weight {config['losses']['pixel']:g} (paper: {preset_losses.pixel:g}) to anchor the "
+                    "content in its place"
+                )
         training["inactive_losses"] = inactive
         bundled = ModelCard(
             architecture=card.architecture,
@@ -150,11 +159,23 @@ def pack(runs: Path) -> None:
         print(f"{name}: {record['iterations']} it, {count_parameters(network) / 1e6:.2f} M parameters, {size:.1f} MB")
 
 
-def compare(models: list[str], out: Path) -> dict[str, Any]:
+def urban_subset(full: bool) -> str:
+    """The Urban100 to measure on: the registry name, or a folder of links to its first URBAN_SUBSET images."""
+    if full:
+        return "urban100"
+    folder = ROOT / "runs" / f"Urban100-first{URBAN_SUBSET}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for image in sorted((SHARED / "datasets" / "benchmark" / "Urban100").glob("*.png"))[:URBAN_SUBSET]:
+        if not (folder / image.name).exists():
+            (folder / image.name).symlink_to(image)
+    return str(folder)
+
+
+def compare(models: list[str], out: Path, *, full: bool = False) -> dict[str, Any]:
     command = [
         sys.executable, "-m", "srtk", "compare",
         "--models", ",".join(["bicubic", *models]),
-        "--datasets", ",".join(DATASETS),
+        "--datasets", ",".join([*DATASETS[:2], urban_subset(full)]),
         "--data-root", str(SHARED / "datasets" / "benchmark"),
         "--metrics", ",".join(METRICS),
         "--cache", str(ROOT / "runs" / "zoo-cache"),
@@ -180,20 +201,36 @@ def cpu_seconds(name: str, threads: int = 2) -> float:
     return min(times)
 
 
-def measure(out: Path, only: list[str] | None) -> None:
+def measure(out: Path, only: list[str] | None, *, full: bool = False) -> None:
     names = only or list(bundled_models())
-    table = compare(names, out)
+    table = compare(names, out, full=full)
     if only:
         return
     metrics: dict[str, dict[str, dict[str, float]]] = {}
     for dataset, rows in table["tables"].items():
         for row in rows:
             values = {key: cell["value"] for key, cell in row["metrics"].items()}
-            metrics.setdefault(row["model"], {})[dataset.lower()] = values
+            metrics.setdefault(row["model"], {})[dataset.lower().replace(f"-first{URBAN_SUBSET}", "")] = {
+                **values,
+                **({"images": URBAN_SUBSET} if "first" in dataset.lower() else {}),
+            }
+    psnr_niqe = min(metrics[n]["set5"]["niqe"] for n in names if not is_perceptual(read_card(bundled_models()[n])))
     for name in names:
         path = bundled_models()[name]
         card = read_card(path).as_dict()
         card["metrics"] = {**metrics[name], "speed": {"cpu_256x256_s": round(cpu_seconds(name), 2), "threads": 2}}
+        card["training"].pop("preview", None)
+        ours, base = metrics[name]["set5"], metrics["bicubic"]["set5"]
+        if is_perceptual(read_card(path)):
+            if ours["niqe"] >= min(base["niqe"], psnr_niqe):
+                card["training"]["preview"] = (
+                    f"a CPU-scale preview: its Set5 NIQE {ours['niqe']:.2f} is not below bicubic's "
+                    f"{base['niqe']:.2f} and the PSNR models' {psnr_niqe:.2f}, and PSNR-Y {ours['psnr_y']:.2f} dB"
+                )
+        elif ours["psnr_y"] < base["psnr_y"] + 0.3:
+            card["training"]["preview"] = (
+                f"a CPU-scale preview: Set5 PSNR-Y {ours['psnr_y']:.2f} dB, bicubic {base['psnr_y']:.2f} dB"
+            )
         write_json(card_path(path), card)
     images = ROOT / "docs" / "images"
     shutil.copyfile(out / "perception_distortion.png", images / "zoo-perception-distortion.png")
@@ -209,7 +246,10 @@ def write_model_zoo(bicubic: dict[str, dict[str, float]], table: dict[str, Any])
     cards = bundled_cards()
     lines = [ZOO_HEADER.strip(), ""]
     for dataset in DATASETS:
-        lines += [f"### {dataset.capitalize() if dataset != 'urban100' else 'Urban100'}", ""]
+        title = {"set5": "Set5", "set14": "Set14", "urban100": "Urban100"}[dataset]
+        if bicubic[dataset].get("images"):
+            title += f" (its first {bicubic[dataset]['images']} images; the papers' columns are over all 100)"
+        lines += [f"### {title}", ""]
         lines += [
             "| model | PSNR-Y | SSIM-Y | NIQE | PSNR vs bicubic | paper PSNR / SSIM | paper LPIPS / PI |",
             "|---|---:|---:|---:|---:|---:|---:|",
@@ -270,8 +310,9 @@ papers' tables (the last section says by how much they differ).
 The numbers below were produced by `srtk compare` on the shipped weights under the papers' protocol (HR modcropped,
 LR by MATLAB bicubic, PSNR/SSIM on Y with a 4-pixel border, NIQE on Y; lower NIQE is more natural-looking):
 
-    python scripts/bundle_models.py measure     # runs: srtk compare --models bicubic,<bundled> \\
-                                                #   --datasets set5,set14,urban100 --metrics psnr_y,ssim_y,niqe
+    python scripts/bundle_models.py measure     # runs: srtk compare --models bicubic,<bundled> --datasets \\
+                                                #   set5,set14,<Urban100's first 20> --metrics psnr_y,ssim_y,niqe
+                                                # (--full: all of Urban100, about half an hour on 2 cores)
 
 ![perception-distortion plane of the bundled models](docs/images/zoo-perception-distortion.png)
 
@@ -295,12 +336,23 @@ SCALE_NOTE = """
 - **Iterations**: {iterations}, where the papers train 4e5-1e6 iterations (SPSR: 15 patches per batch; here
   8-16). The GAN and structure stages start from the PSNR model as the papers' do, but they have barely begun to
   trade PSNR for texture: expect a smaller NIQE gain and a smaller PSNR loss than the papers'.
+- **Warm-ups**: spsr-g, spsr-p and spsr-j start from a 300-iteration L1 training of the whole SPSR generator
+  initialised from psnr-rrdb (`spsr_psnr` in the script): its gradient branch and fusion block are not in the PSNR
+  model, and a 200-iteration GAN stage cannot train them from noise, where the papers' 4e5 iterations can. ugsr
+  starts from its own L1 pre-training, as paper 002 does.
 - **Width and depth**: RRDBNet with 6 blocks of 32 features (growth 16) instead of 23 blocks of 64 (growth 32);
   critics of 32 features instead of 64; GPSR with n = 8 features, 2 modules and 2 residual blocks instead of its
   8.18 M-parameter x4 model. EDSR-baseline and PCL's EDSR-baseline have the papers' size.
 - **Perceptual weights**: no VGG19 perceptual loss (esrgan, spsr-g, spsr-p, spsr-j) and no LPIPS loss (ugsr):
-  ImageNet weights are not on the training machine. The papers' perceptual models all use it; without it the
-  adversarial and structure terms alone push the generator towards texture.
+  ImageNet weights are not on the training machine. That term anchors the content in the papers (weight 1, L1
+  only 0.01); without it the adversarial and structure terms broke the image within 75 iterations (spsr-p's L1 to
+  HR rose from 0.05 to 0.33), so L1 takes weight 1 in these models.
+- **GAN stages**: 100-150 iterations with the generator at 2e-5 (papers: 1e-4 over 4e5 iterations). At 1e-4 the
+  first GAN iterations shifted colours and lost detail (esrgan after 200: Set5 PSNR-Y 29.29 -> 27.68 dB, NIQE
+  8.40 -> 8.61; spsr-p after 100: 22.06 dB); at 2e-5 they move less but still have not reached the phase where
+  the critics add natural texture. **The perceptual models are therefore previews**: their NIQE is not below
+  bicubic's, they warn when loaded, and `srtk models` marks them. They need the papers' scale (a GPU:
+  `DEVICE=cuda bash scripts/train_bundled_models.sh` with the iterations and batch sizes raised).
 - **NSEs** (spsr-p, spsr-j): pre-trained by `srtk pretrain-nse` on the same photographs at 128-132 px patches
   and batch 8 for {nse_iterations} iterations, where paper 000 sec. 5.1 uses 420 px patches and batch 48.
 - **PCL**: fine-tunes psnr-edsr with the contrastive loss; paper 004 trains from scratch.
@@ -313,11 +365,12 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "bundled")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "zoo-compare")
     parser.add_argument("--models", help="measure: only these (fills the SR cache)")
+    parser.add_argument("--full", action="store_true", help=f"measure: all of Urban100, not its first {URBAN_SUBSET}")
     args = parser.parse_args()
     if args.action == "pack":
         pack(args.runs)
     else:
-        measure(args.out, args.models.split(",") if args.models else None)
+        measure(args.out, args.models.split(",") if args.models else None, full=args.full)
 
 
 if __name__ == "__main__":

@@ -446,19 +446,24 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print the model c
     for column in ("model", "method", "network", "MB", "trained"):
         table.add_column(column, justify="right" if column == "MB" else "left")
     for dataset in datasets:
-        table.add_column(f"{dataset}\nPSNR-Y / SSIM-Y / NIQE", justify="right")
+        subset = {card.metrics[dataset].get("images") for card in cards.values() if dataset in card.metrics} - {None}
+        name = f"{dataset} (first {subset.pop()} images)" if subset else dataset
+        table.add_column(f"{name}\nPSNR-Y / SSIM-Y / NIQE", justify="right")
     files = bundled_models()
     for name, card in cards.items():
         training = card.training
         minutes = training.get("wall_time_s") and f"{training['wall_time_s'] / 60:.0f} min"
         trained = f"{training.get('iterations', '?')} it, {minutes or '?'} {str(training.get('hardware', ''))[:3]}"
-        row = [name, card.method or "-", _network_text(card), f"{files[name].stat().st_size / 1e6:.1f}", trained]
+        label = f"{name} (preview)" if training.get("preview") else name  # below its bar: MODEL_ZOO.md says why
+        row = [label, card.method or "-", _network_text(card), f"{files[name].stat().st_size / 1e6:.1f}", trained]
         for dataset in datasets:
             m = card.metrics.get(dataset, {})
             row.append(" / ".join(_metric_text(m.get(key), digits) for key, digits in METRIC_COLUMNS))
         table.add_row(*row)
     stdout.print(table)
     stdout.print("Metrics: srtk compare on the shipped weights (PSNR/SSIM on Y, 4 px border; NIQE lower is better).")
+    if any(card.training.get("preview") for card in cards.values()):
+        stdout.print("(preview): trained at CPU scale and below its bar (PSNR over bicubic, or NIQE under it).")
     stdout.print("Use one: srtk upscale photo.png --model NAME; its card: srtk info --model NAME. See MODEL_ZOO.md.")
 
 

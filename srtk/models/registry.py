@@ -1,6 +1,7 @@
 """Model registry: name -> builder for every network of srtk, and load_model() for names and checkpoints."""
 
 import difflib
+import warnings
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -8,7 +9,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from srtk.errors import CheckpointError, SrtkError
+from srtk.errors import CheckpointError, SrtkError, SrtkWarning
 from srtk.models.backbone import SRBackbone
 from srtk.models.bicubic import Bicubic
 from srtk.models.bundled import bundled_models
@@ -202,6 +203,8 @@ def load_model_with_card(name_or_path: str | Path, *, scale: int = 4) -> tuple[n
         source = f"exported to ONNX: {path.name}"
         return exported, ModelCard(architecture=exported.architecture, config={}, scale=exported.scale, source=source)
     network, card = load_network_with_card(path)
+    if card.training.get("preview"):  # a bundled model below its bar: say so wherever it is used
+        warnings.warn(f"{name}: {card.training['preview']} (MODEL_ZOO.md)", SrtkWarning, stacklevel=2)
     if card.architecture not in MODELS:  # a critic or an embedding scores images: it cannot upscale one
         roles = {layout.architecture: layout.role for layout in OFFICIAL_LAYOUTS}
         role = roles.get(card.architecture, "auxiliary network")
