@@ -24,11 +24,11 @@ from typing import Any
 import torch
 
 from srtk.data.io import write_json
-from srtk.models.bundled import BUNDLED_FOLDER, bundled_cards, bundled_models, is_perceptual
+from srtk.models.bundled import BUNDLED_FOLDER, bundled_cards, bundled_models
 from srtk.models.checkpoint import ModelCard, card_path, read_card, save_model
 from srtk.models.complexity import count_parameters
 from srtk.models.registry import load_model_with_card, load_network_with_card
-from srtk.presets import resolve_train_config
+from srtk.presets import is_perceptual_method, resolve_train_config
 from srtk.version import __version__
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -232,16 +232,16 @@ def mark_previews(metrics: dict[str, dict[str, dict[str, float]]]) -> None:
     bicubic's and the best PSNR model's."""
     cards = {name: read_card(path) for name, path in bundled_models().items()}
     base = metrics["bicubic"]["set5"]
-    psnr_niqe = min(metrics[n]["set5"]["niqe"] for n, card in cards.items() if not is_perceptual(card))
+    psnr_niqe = min(metrics[n]["set5"]["niqe"] for n, card in cards.items() if not is_perceptual_method(card.method))
     for name, card in cards.items():
         ours, why = metrics[name]["set5"], ""
-        if is_perceptual(card) and ours["niqe"] >= min(base["niqe"], psnr_niqe):
+        if is_perceptual_method(card.method) and ours["niqe"] >= min(base["niqe"], psnr_niqe):
             why = (
                 f"NIQE {ours['niqe']:.2f}; the bar: under bicubic's {base['niqe']:.2f} and psnr models' {psnr_niqe:.2f}"
             )
-        elif not is_perceptual(card) and ours["psnr_y"] < base["psnr_y"] + 0.3:
+        elif not is_perceptual_method(card.method) and ours["psnr_y"] < base["psnr_y"] + 0.3:
             why = f"PSNR-Y {ours['psnr_y']:.2f} dB, bicubic {base['psnr_y']:.2f} dB"
-        elif not is_perceptual(card) and ours["niqe"] > base["niqe"]:
+        elif not is_perceptual_method(card.method) and ours["niqe"] > base["niqe"]:
             why = f"PSNR-Y {ours['psnr_y']:.2f} dB but NIQE {ours['niqe']:.2f} over bicubic's {base['niqe']:.2f}"
         data = card.as_dict()
         data["training"].pop("preview", None)

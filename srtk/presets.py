@@ -314,6 +314,11 @@ def method_kind(method: str | None) -> str | None:
     return PERCEPTUAL if any(getattr(losses, term) > 0 for term in PERCEPTUAL_TERMS) else PSNR_ORIENTED
 
 
+def is_perceptual_method(method: str | None) -> bool:
+    """Whether a method trades PSNR for texture: judge its models by NIQE/LPIPS, not PSNR."""
+    return method_kind(method) == PERCEPTUAL
+
+
 def resolve_train_config(
     method: str | None = None,
     *,

@@ -10,7 +10,6 @@ the working folder wins over both.
 from pathlib import Path
 
 from srtk.models.checkpoint import ModelCard, read_card
-from srtk.presets import PERCEPTUAL, method_kind
 
 BUNDLED_FOLDER = Path(__file__).resolve().parent.parent / "bundled"
 
@@ -37,8 +36,3 @@ def bundled_path(name: str) -> Path | None:
 def bundled_cards() -> dict[str, ModelCard]:
     """Name -> model card of every bundled model (`srtk models`)."""
     return {name: read_card(path) for name, path in bundled_models().items()}
-
-
-def is_perceptual(card: ModelCard) -> bool:
-    """Whether a model's method trades PSNR for texture (judge it by NIQE/LPIPS, not PSNR): srtk.presets decides."""
-    return method_kind(card.method) == PERCEPTUAL

@@ -15,9 +15,10 @@ from srtk.data.io import read_image, write_image
 from srtk.data.resize import imresize
 from srtk.errors import SrtkWarning
 from srtk.metrics.psnr_ssim import psnr_y
-from srtk.models.bundled import bundled_cards, bundled_models, is_perceptual
+from srtk.models.bundled import bundled_cards, bundled_models
 from srtk.models.gradient import gradient_map
 from srtk.models.registry import check_model_reference, load_model, load_model_with_card
+from srtk.presets import is_perceptual_method
 
 SHIPPED = ("psnr-rrdb", "psnr-edsr", "esrgan", "spsr-g", "spsr-p", "spsr-j", "ugsr", "gpsr", "pcl")
 SCALE = 4
@@ -63,7 +64,7 @@ def test_the_psnr_models_beat_bicubic_by_a_decibel_on_set5() -> None:
     """The acceptance bar of the bundled models, as measured by `srtk compare` into their cards (MODEL_ZOO.md):
     bicubic's Set5 x4 PSNR-Y is 28.42 dB (shared/reference/bicubic_x4.json)."""
     cards = bundled_cards()
-    best = max(card.metrics["set5"]["psnr_y"] for card in cards.values() if not is_perceptual(card))
+    best = max(card.metrics["set5"]["psnr_y"] for card in cards.values() if not is_perceptual_method(card.method))
     assert best >= 28.42 + 1.0
     for dataset, bicubic in (("set14", 26.00), ("set5", 28.42)):
         assert max(c.metrics[dataset]["psnr_y"] for c in cards.values()) > bicubic + 0.5, dataset
@@ -71,10 +72,10 @@ def test_the_psnr_models_beat_bicubic_by_a_decibel_on_set5() -> None:
 
 def test_a_model_below_its_bar_is_marked_a_preview_and_says_so_when_loaded() -> None:
     cards = bundled_cards()
-    psnr_niqe = min(card.metrics["set5"]["niqe"] for card in cards.values() if not is_perceptual(card))
+    psnr_niqe = min(card.metrics["set5"]["niqe"] for card in cards.values() if not is_perceptual_method(card.method))
     for name, card in cards.items():
         set5 = card.metrics["set5"]
-        if is_perceptual(card):
+        if is_perceptual_method(card.method):
             below_bar = set5["niqe"] >= min(BICUBIC_SET5_NIQE, psnr_niqe)
         else:  # a PSNR gain without artifacts that raise NIQE over bicubic's
             below_bar = set5["psnr_y"] < 28.42 + 0.3 or set5["niqe"] > BICUBIC_SET5_NIQE
@@ -87,9 +88,9 @@ def test_a_model_below_its_bar_is_marked_a_preview_and_says_so_when_loaded() -> 
 @pytest.mark.xfail(strict=True, reason="issue 10: the perceptual models' GAN stages need GPU-scale training")
 def test_the_perceptual_models_have_lower_niqe_than_bicubic_and_the_psnr_models() -> None:
     cards = bundled_cards()
-    psnr_niqe = min(card.metrics["set5"]["niqe"] for card in cards.values() if not is_perceptual(card))
+    psnr_niqe = min(card.metrics["set5"]["niqe"] for card in cards.values() if not is_perceptual_method(card.method))
     for name, card in cards.items():
-        if is_perceptual(card):
+        if is_perceptual_method(card.method):
             assert card.metrics["set5"]["niqe"] < min(BICUBIC_SET5_NIQE, psnr_niqe), name
 
 
@@ -100,9 +101,9 @@ def test_a_bundled_model_super_resolves_a_real_photograph(
     sr, bicubic = upscaled[name], upscaled["bicubic"]
     assert sr.shape == photo.shape
     card = bundled_cards()[name]
-    if card.training.get("preview") and not is_perceptual(card):
+    if card.training.get("preview") and not is_perceptual_method(card.method):
         return  # below its bar on Set5 too (it warns when loaded): nothing to claim on this photograph
-    if is_perceptual(card):
+    if is_perceptual_method(card.method):
         energy = {key: gradient_map(img).mean().item() for key, img in (("hr", photo), ("sr", sr), ("bic", bicubic))}
         assert abs(energy["sr"] - energy["hr"]) < abs(energy["bic"] - energy["hr"]), energy
     else:
