@@ -61,6 +61,10 @@ class OptimConfig:
     cosine_period: int | None = None  # cosine restarts every N iterations; None: one period over the run
     # The first N iterations train only the generator's fusion layers (the SPSR release's branch warm-up).
     fusion_warmup: int = 0
+    # The first N iterations train only the critics, on the generator's outputs: a GAN fine-tuned from a PSNR model
+    # then starts against a critic that already tells SR from HR, instead of one whose gradients are noise (none of
+    # the papers; their 4e5 iterations leave the first ones behind).
+    critic_warmup: int = 0
     # The SPSR authors' released recipe instead of the paper's (srtk.presets.official_release); default: the paper.
     official_release: bool = False
     ema_decay: float = 0.0  # exponential moving average of the generator; 0 disables (none of the papers)
@@ -240,6 +244,11 @@ class TrainConfig:
         for name, value in positive.items():
             if value <= 0:
                 raise ConfigError(f"{name} must be positive, not {value}")
+        if not 0 <= self.optim.critic_warmup < self.optim.iterations:
+            raise ConfigError(
+                f"optim.critic_warmup must be at least 0 and below optim.iterations ({self.optim.iterations}), "
+                f"not {self.optim.critic_warmup}"
+            )
         if not self.data.train:
             raise ConfigError("no training data given (data.train / --data)")
 

@@ -30,7 +30,7 @@ from srtk.progress import ProgressFn, no_progress
 from srtk.runtime import autocast_context, check_precision
 from srtk.train import run_folder
 from srtk.train.data_stream import training_stream
-from srtk.train.methods import SRMethod, build_method
+from srtk.train.methods import GeneratorStep, SRMethod, build_method
 from srtk.train.optim import Optimizers, finite_gradients, update_ema, with_epoch_steps
 from srtk.train.pretext import PretextMethod
 from srtk.train.processes import Processes
@@ -121,6 +121,12 @@ class Trainer:
             method.warm_up(self.state.iteration < self.cfg.optim.fusion_warmup)
         report, fp16 = StepReport(), self.scaler.is_enabled()
 
+        if critics and self.state.iteration < self.cfg.optim.critic_warmup:
+            # critic warm-up: the generator only produces the SR batch the critics learn from
+            with torch.no_grad(), autocast_context(self.device, self.cfg.runtime.precision):
+                step = method.generator_losses(lr, hr)
+            report.losses.update({f"g_{k}": v.detach() for k, v in step.losses.items()})
+            return self._critic_step(step, report)
         for critic in critics:  # generator step: critics frozen, so its backward leaves their gradients alone
             critic.requires_grad_(False)
         g_optimizer = self.optimizers["generator"]
@@ -140,7 +146,12 @@ class Trainer:
             return StepReport(skipped="non-finite generator gradients")
         self.scaler.step(g_optimizer)
         report.losses.update({f"g_{k}": v.detach() for k, v in step.losses.items()})
+        return self._critic_step(step, report)
 
+    def _critic_step(self, step: GeneratorStep, report: StepReport) -> StepReport:
+        """One step of every critic on the generator step's batch, then the scaler and EMA updates."""
+        method, critics, agree = self.method, list(self.method.discriminators.values()), self.processes.all_agree
+        fp16 = self.scaler.is_enabled()
         if critics:
             for critic in critics:
                 critic.requires_grad_(True)

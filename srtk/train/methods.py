@@ -256,6 +256,8 @@ class SRMethod(nn.Module):
                 self.pcl.embedding.requires_grad_(False)
                 self.frozen["embedding"] = self.pcl.embedding
         self.adversarial = build_adversarial_loss(losses.adversarial_kind) if self.discriminators else None
+        if cfg.optim.critic_warmup > 0 and not self.discriminators:
+            raise ConfigError(f"optim.critic_warmup: method {cfg.method!r} trains no critic to warm up")
         for network in self.frozen.values():
             network.requires_grad_(False).eval()
 

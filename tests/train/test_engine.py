@@ -104,6 +104,29 @@ def test_non_finite_step_is_skipped_without_touching_any_state(data: Path, tmp_p
     )
 
 
+def test_critic_warmup_trains_only_the_critics_first(data: Path, tmp_path: Path) -> None:
+    overrides = tiny_overrides("esrgan", data, tmp_path, **{"optim.critic_warmup": 2})
+    trainer = Trainer(resolve_train_config("esrgan", overrides=overrides))
+    batch = trainer.stream.next()
+    before = {k: v.detach().clone() for k, v in trainer.method.named_parameters()}
+    report = trainer.train_step(batch["lr"], batch["hr"])
+    after = dict(trainer.method.named_parameters())
+    generator = [k for k in before if k.startswith("generator.")]
+    critic = [k for k in before if k.startswith("discriminators.")]
+    assert generator and critic
+    assert all(torch.equal(before[k], after[k]) for k in generator)  # the generator waits
+    assert not all(torch.equal(before[k], after[k]) for k in critic)  # the critic learns
+    assert {"g_total", "d_total"} <= report.losses.keys() and not trainer.optimizers["generator"].state
+    trainer.state.iteration = 2  # warm-up over: both step
+    trainer.train_step(batch["lr"], batch["hr"])
+    assert not all(torch.equal(before[k], v) for k, v in trainer.method.named_parameters() if k in generator)
+    psnr = tiny_overrides("psnr", data, tmp_path / "psnr", **{"optim.critic_warmup": 1})
+    with pytest.raises(ConfigError, match="trains no critic"):
+        Trainer(resolve_train_config("psnr", overrides=psnr))
+    with pytest.raises(ConfigError, match="critic_warmup must be"):
+        resolve_train_config("esrgan", overrides={**overrides, "optim.critic_warmup": 4})
+
+
 def test_repeated_failures_stop_with_the_last_checkpoint_intact(
     data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
