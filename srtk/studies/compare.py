@@ -36,7 +36,7 @@ from srtk.errors import ConfigError, SrtkError, SrtkWarning
 from srtk.evaluate import PROTOCOL, ImageScorer, super_resolve
 from srtk.gradmap import DISPLAY_PERCENTILE
 from srtk.metrics.lpips import LPIPS_TRUNKS
-from srtk.models.checkpoint import card_path
+from srtk.models.checkpoint import ModelCard, card_path
 from srtk.models.gradient import gradient_map
 from srtk.models.pretrained import require_hub_checkpoint
 from srtk.models.registry import PARAMETER_FREE, check_model_reference, load_model_with_card
@@ -54,7 +54,7 @@ class ComparedModel:
 
     label: str
     spec: str  # registry name or checkpoint path
-    key: str  # SHA-256 of the checkpoint bytes (weights and card), or of the weight-free registry name
+    key: str  # model_key: SHA-256 of the weights and the network their card builds, or of a weight-free name
     architecture: str
     source: str
 
@@ -216,6 +216,16 @@ def file_sha256(*paths: Path) -> str:
     return digest.hexdigest()
 
 
+def model_key(path: Path, card: ModelCard) -> str:
+    """What a checkpoint's SR images depend on: its weights' bytes and the network its card builds. The card's
+    metrics and training record are left out: writing measured metrics into a card keeps its cached outputs."""
+    digest = hashlib.sha256(file_sha256(path).encode())
+    if card_path(path).exists():
+        network = {"architecture": card.architecture, "config": card.config, "scale": card.scale}
+        digest.update(json.dumps(network, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
 def _label_and_spec(entry: str) -> tuple[str | None, str]:
     """`LABEL=PATH` names a column; a bare name or path is labelled by itself (a path by its file stem)."""
     label, sep, spec = entry.partition("=")
@@ -231,12 +241,12 @@ def resolve_models(cfg: CompareConfig) -> list[tuple[ComparedModel, nn.Module]]:
         label, spec = _label_and_spec(entry)
         if spec in PARAMETER_FREE:
             key = hashlib.sha256(f"registry:{spec}".encode()).hexdigest()
+            model, card_info = load_model_with_card(spec, scale=cfg.scale)
         else:
             path = check_model_reference(spec)  # a file, or the name of a bundled model
-            card = card_path(path)
-            key = file_sha256(path, card) if path.suffix == ".safetensors" and card.exists() else file_sha256(path)
+            model, card_info = load_model_with_card(spec, scale=cfg.scale)
+            key = model_key(path, card_info)
             label = label or path.stem
-        model, card_info = load_model_with_card(spec, scale=cfg.scale)
         if int(card_info.scale) != cfg.scale:
             raise ConfigError(f"{spec}: the model upscales x{card_info.scale}, but --scale is {cfg.scale}")
         resolved.append(

@@ -14,6 +14,7 @@ import torch
 from srtk.config import HIGHER_IS_BETTER, CompareConfig, EvalConfig
 from srtk.data.io import read_image, write_image
 from srtk.evaluate import ImageScorer, run_evaluation
+from srtk.models.checkpoint import read_card
 from srtk.studies import compare
 from srtk.studies.compare import CropBox, disagreement_crops, rank_rows, run_comparison
 from tests.conftest import shared_path
@@ -96,6 +97,8 @@ def comparison(tmp_path_factory: pytest.TempPathFactory) -> Comparison:
         patch.setattr(ImageScorer, "score", counting_score)
         first = run_comparison(cfg)
         counts, scores = [forwards[0]], [scored[0]]
+        card = json.loads(model.with_suffix(".json").read_text())  # measured metrics written into its card
+        model.with_suffix(".json").write_text(json.dumps({**card, "metrics": {"photos": {"psnr_y": 30.0}}}))
         # The cache holds SR images: another folder with other metrics and no figures finds every one of them.
         again = replace(
             cfg, out=root / "again", cache=cfg.cache_dir, metrics=("psnr_y", "ssim_y", "niqe"), figures=False
@@ -108,6 +111,7 @@ def comparison(tmp_path_factory: pytest.TempPathFactory) -> Comparison:
 
 @pytest.mark.slow
 def test_cache_hit_runs_no_model(comparison: Comparison) -> None:
+    # the second run also follows a card that gained metrics: only the weights and the network key the cache
     assert comparison.forwards == [2 * len(CROPS), 0]  # one forward per model and image, then none
     assert comparison.scored == [2 * len(CROPS), 0]  # the metrics are cached beside the SR images too
     assert comparison.first.sr_computed == {"bicubic": 3, "tiny": 3}
@@ -156,7 +160,7 @@ def test_table_marks_best_and_second_in_every_format(comparison: Comparison) -> 
         assert f"**{text}**" in markdown
     assert table["cache"]["computed"] == {"bicubic": 3, "tiny": 3}
     assert [m["label"] for m in table["models"]] == ["bicubic", "tiny"]
-    assert table["models"][1]["hash"] == compare.file_sha256(comparison.model, comparison.model.with_suffix(".json"))
+    assert table["models"][1]["hash"] == compare.model_key(comparison.model, read_card(comparison.model))
 
 
 @pytest.mark.slow
@@ -343,3 +347,19 @@ def test_report_loads_in_headless_chromium(chromium: str, comparison: Comparison
     _headless(browser, f"--screenshot={shot}", "--window-size=1400,1600", report.as_uri())
     pixels = read_image(shot)
     assert pixels.shape == (3, 1600, 1400) and pixels.std() > 0.1  # a rendered page, not a blank one
+
+
+def test_model_key_follows_weights_and_network_not_the_card_record(tmp_path: Path) -> None:
+    from srtk.models.checkpoint import ModelCard, save_model
+    from srtk.models.registry import build_model
+
+    network = build_model("edsr", scale=4, num_features=8, num_blocks=1)
+    card = ModelCard(architecture="edsr", config={"scale": 4, "num_features": 8, "num_blocks": 1}, scale=4)
+    path = save_model(tmp_path / "m.safetensors", network, card)
+    key = compare.model_key(path, card)
+    assert compare.model_key(path, replace(card, metrics={"set5": {"psnr_y": 30.0}}, training={"step": "x"})) == key
+    assert compare.model_key(path, replace(card, config={**card.config, "num_blocks": 2})) != key
+    with torch.no_grad():
+        next(network.parameters()).add_(1.0)
+    save_model(path, network, card)
+    assert compare.model_key(path, card) != key
