@@ -4,7 +4,7 @@ python scripts/bundle_models.py pack [--runs runs/bundled]
     each run's final weights -> srtk/bundled/NAME.safetensors (float16: half the size) and a card recording
     the training: data, iterations, the settings that differ from the method's paper preset, init, NSE,
     hardware, wall time, the loss terms that were active and why the others were not.
-python scripts/bundle_models.py measure [--models a,b] [--out runs/zoo-compare]
+python scripts/bundle_models.py measure [--full] [--models a,b] [--out runs/zoo-compare]
     `srtk compare` of bicubic and the bundled models on Set5, Set14 and Urban100 (PSNR/SSIM on Y, NIQE), CPU
     seconds for a 256x256 input; writes the metrics into the cards, MODEL_ZOO.md and its plot. With --models
     it only fills the shared SR cache (runs/zoo-cache), so that the full run later reuses it.
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file
 
 from srtk.data.io import write_json
 from srtk.models.bundled import BUNDLED_FOLDER, bundled_cards, bundled_models
@@ -34,8 +35,8 @@ from srtk.version import __version__
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("SRTK_SHARED", ROOT.parent / "shared"))
 DATASETS = ("set5", "set14", "urban100")
-# Urban100's first 20 images (sorted names): the full set takes the nine models about half an hour on a 2-core CPU,
-# the time this session had left. Labelled as such everywhere; `--full` measures all 100.
+# Without --full, Urban100's first 20 images (sorted names), labelled as such everywhere: a quick check. The shipped
+# cards and MODEL_ZOO.md are measured with --full (all 100: about an hour for the nine models on a 2-core CPU).
 URBAN_SUBSET = 20
 METRICS = ("psnr_y", "ssim_y", "niqe")  # LPIPS needs AlexNet ImageNet weights, absent on these machines
 NO_IMAGENET = "ImageNet VGG19/AlexNet weights are not on the machine that trained it (srtk never downloads them)"
@@ -46,11 +47,11 @@ BUNDLE: dict[str, tuple[str, str, str]] = {
     "psnr-edsr": ("psnr-edsr", "psnr_edsr", "PSNR-oriented EDSR-baseline (16 blocks, 64 features), L1"),
     "esrgan": ("esrgan", "esrgan", "ESRGAN: RaGAN with a VGG-style critic, from psnr-rrdb"),
     "spsr-g": ("spsr-g", "spsr_g", "SPSR-G: gradient branch and gradient-space losses (paper 000 sec. 3)"),
-    "spsr-p": ("spsr-p", "spsr_p", "SPSR-P: structure loss of an NSE pre-trained by contrastive prediction"),
+    "spsr-p": ("spsr-p-2", "spsr_p", "SPSR-P: structure loss of an NSE pre-trained by contrastive prediction"),
     "spsr-j": ("spsr-j", "spsr_j", "SPSR-J: structure loss of an NSE pre-trained by jigsaw puzzles"),
     "ugsr": ("ugsr", "ugsr", "ugsr: gradient branch, U-Net critic (paper 002)"),
-    "gpsr": ("gpsr", "gpsr", "GPSR: multi-scale gradient branch and the GG loss (paper 003)"),
-    "pcl": ("pcl", "pcl", "PCL on EDSR-baseline: contrastive loss with sharpened positives, blurred negatives"),
+    "gpsr": ("gpsr-2", "gpsr", "GPSR: multi-scale gradient branch and the GG loss (paper 003)"),
+    "pcl": ("pcl-3", "pcl", "PCL on EDSR-baseline: contrastive loss with sharpened positives, blurred negatives"),
 }
 SKIPPED_SETTINGS = ("data.train", "data.num_workers", "checkpoint.", "runtime.", "model.init", "structure.nse")
 
@@ -141,6 +142,11 @@ def pack(runs: Path) -> None:
                     f"; L1 takes weight {config['losses']['pixel']:g} (paper: {preset_losses.pixel:g}) to anchor the "
                     "content in its place"
                 )
+            if config["losses"].get("structure_pixel", 0) != preset_losses.structure_pixel:
+                inactive["perceptual"] += (
+                    f", and the structure-space L1 {config['losses']['structure_pixel']:g} "
+                    f"(paper: {preset_losses.structure_pixel:g})"
+                )
         training["inactive_losses"] = inactive
         bundled = ModelCard(
             architecture=card.architecture,
@@ -154,9 +160,22 @@ def pack(runs: Path) -> None:
             "paper's full-scale model.",
             training=training,
         )
-        save_model(BUNDLED_FOLDER / f"{name}.safetensors", network, bundled, dtype=torch.float16)
+        target = BUNDLED_FOLDER / f"{name}.safetensors"
+        if same_weights(target, network):  # safetensors orders its header at random: keep the committed bytes
+            write_json(card_path(target), bundled.as_dict())
+        else:
+            save_model(target, network, bundled, dtype=torch.float16)
         size = (BUNDLED_FOLDER / f"{name}.safetensors").stat().st_size / 1e6
         print(f"{name}: {record['iterations']} it, {count_parameters(network) / 1e6:.2f} M parameters, {size:.1f} MB")
+
+
+def same_weights(path: Path, network: torch.nn.Module) -> bool:
+    """Whether `path` already holds `network`'s weights in float16 (the SR cache is keyed by the file's hash)."""
+    if not path.is_file():
+        return False
+    old = load_file(path)
+    new = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in network.state_dict().items()}
+    return old.keys() == new.keys() and all(torch.equal(old[k], new[k]) for k in new)
 
 
 def urban_subset(full: bool) -> str:
@@ -303,21 +322,30 @@ def write_model_zoo(bicubic: dict[str, dict[str, float]], table: dict[str, Any])
         size = bundled_models()[name].stat().st_size / 1e6
         network = card.architecture + (f"({card.config['backbone']})" if card.config.get("backbone") else "")
         wall = f"{t['wall_time_s'] / 60:.0f} min" if t.get("wall_time_s") else "-"
-        if t.get("init") and t["init"] not in cards:  # a pre-training of its own (ugsr)
+        if t.get("init") == name:  # an earlier period of its own (gpsr)
+            wall += f" + first period {t['init_run']['iterations']} it, {t['init_run']['wall_time_s'] / 60:.0f} min"
+        elif t.get("init") and t["init"] not in cards:  # a pre-training of its own (ugsr)
             wall += f" + L1 pre-training {t['init_run']['iterations']} it, {t['init_run']['wall_time_s'] / 60:.0f} min"
         if t.get("nse"):
             wall += f" + NSE {t['nse']['wall_time_s'] / 60:.0f} min"
         losses = ", ".join(f"{k} {v:g}" for k, v in card.losses.items())
+        init = "scratch" if t.get("init", name) == name else t["init"]
         lines.append(
             f"| {name} | {card.method} | {network} | {t['parameters'] / 1e6:.2f} M | {size:.1f} | {t['iterations']} | "
-            f"{t['batch_size']} x {t['lr_patch_size']} px | {t.get('init', 'scratch')} | {wall} | "
+            f"{t['batch_size']} x {t['lr_patch_size']} px | {init} | "
+            f"{wall} | "
             f"{card.metrics['speed']['cpu_256x256_s']:.1f} | {losses} |"
         )
     lines += ["", "Papers' training, for comparison:", ""]
     for name in cards:
         if name in paper and paper[name].get("training"):
             lines.append(f"- **{name}** ({paper[name]['source']}): {paper[name]['training']}")
-    iterations = ", ".join(f"{name} {card.training['iterations']}" for name, card in cards.items())
+    iterations = ", ".join(
+        f"{name} {c.training['init_run']['iterations']} + {c.training['iterations']}"
+        if c.training.get("init") == name
+        else f"{name} {c.training['iterations']}"
+        for name, c in cards.items()
+    )
     nse = sorted({card.training["nse"]["iterations"] for card in cards.values() if "nse" in card.training})
     lines += ["", SCALE_NOTE.strip().format(iterations=iterations, nse_iterations="/".join(map(str, nse))), ""]
     (ROOT / "MODEL_ZOO.md").write_text("\n".join(lines))
@@ -337,9 +365,10 @@ papers' tables (the last section says by how much they differ).
 The numbers below were produced by `srtk compare` on the shipped weights under the papers' protocol (HR modcropped,
 LR by MATLAB bicubic, PSNR/SSIM on Y with a 4-pixel border, NIQE on Y; lower NIQE is more natural-looking):
 
-    python scripts/bundle_models.py measure     # runs: srtk compare --models bicubic,<bundled> --datasets \\
-                                                #   set5,set14,<Urban100's first 20> --metrics psnr_y,ssim_y,niqe
-                                                # (--full: all of Urban100, about half an hour on 2 cores)
+    python scripts/bundle_models.py measure --full   # runs: srtk compare --models bicubic,<bundled> --datasets
+                                                    #   set5,set14,urban100 --metrics psnr_y,ssim_y,niqe
+                                                    # (about an hour on 2 cores; without --full: Urban100's
+                                                    # first 20 images, a quick check)
 
 ![perception-distortion plane of the bundled models](docs/images/zoo-perception-distortion.png)
 
@@ -363,9 +392,9 @@ SCALE_NOTE = """
 - **Iterations**: {iterations}, where the papers train 4e5-1e6 iterations (SPSR: 15 patches per batch; here
   8-16). The GAN and structure stages start from the PSNR model as the papers' do, but they have barely begun to
   trade PSNR for texture: expect a smaller NIQE gain and a smaller PSNR loss than the papers'.
-- **Warm-ups**: spsr-g, spsr-p and spsr-j start from a 300-iteration L1 training of the whole SPSR generator
-  initialised from psnr-rrdb (`spsr_psnr` in the script): its gradient branch and fusion block are not in the PSNR
-  model, and a 200-iteration GAN stage cannot train them from noise, where the papers' 4e5 iterations can. ugsr
+- **Warm-ups**: spsr-g, spsr-p and spsr-j start from a 600-iteration (150 + 450) L1 training of the whole SPSR
+  generator initialised from psnr-rrdb (`spsr_psnr` in the script): its gradient branch and fusion block are not in
+  the PSNR model, and a 100-iteration GAN stage cannot train them from noise, where the papers' 4e5 iterations can. ugsr
   starts from its own L1 pre-training, as paper 002 does.
 - **Width and depth**: RRDBNet with 6 blocks of 32 features (growth 16) instead of 23 blocks of 64 (growth 32);
   critics of 32 features instead of 64; GPSR with n = 8 features, 2 modules and 2 residual blocks instead of its
@@ -373,16 +402,33 @@ SCALE_NOTE = """
 - **Perceptual weights**: no VGG19 perceptual loss (esrgan, spsr-g, spsr-p, spsr-j) and no LPIPS loss (ugsr):
   ImageNet weights are not on the training machine. That term anchors the content in the papers (weight 1, L1
   only 0.01); without it the adversarial and structure terms broke the image within 75 iterations (spsr-p's L1 to
-  HR rose from 0.05 to 0.33), so L1 takes weight 1 in these models.
-- **GAN stages**: 100-150 iterations with the generator at 2e-5 (papers: 1e-4 over 4e5 iterations). At 1e-4 the
+  HR rose from 0.05 to 0.33), so L1 takes weight 1 in these models. spsr-p's structure-space L1 (on its NSE's
+  features) takes part of the VGG loss's role too: 1e-5 instead of the paper's 1e-7 (about a sixth of the L1);
+  after 100 iterations it gave Set5 28.60 dB / NIQE 8.26 where 1e-7 gave 27.48 / 8.47 (spsr-j's jigsaw NSE did
+  worse with it: 24.22 / 8.91, so spsr-j keeps 1e-7).
+- **GAN stages**: 100 iterations with the generator at 2e-5 (papers: 1e-4 over 4e5 iterations). At 1e-4 the
   first GAN iterations shifted colours and lost detail (esrgan after 200: Set5 PSNR-Y 29.29 -> 27.68 dB, NIQE
   8.40 -> 8.61; spsr-p after 100: 22.06 dB); at 2e-5 they move less but still have not reached the phase where
-  the critics add natural texture. **The perceptual models are therefore previews**: their NIQE is not below
-  bicubic's, they warn when loaded, and `srtk models` marks them. They need the papers' scale (a GPU:
-  `DEVICE=cuda bash scripts/train_bundled_models.sh` with the iterations and batch sizes raised).
+  the critics add natural texture. Four more settings were measured from psnr-rrdb (esrgan, batch 8, Set5
+  PSNR-Y / NIQE; psnr-rrdb: 29.29 / 8.40), and each got worse with every iteration:
+  - a larger adversarial share: pixel 0.1 with the generator at 5e-5 gave 25.34 / 9.18 after 100 iterations and
+    20.66 / 9.79 after 200; pixel 1 with adversarial 0.05 gave 23.94 / 9.51, then 21.94 / 9.45 with a green cast;
+  - 100 critic-only iterations first (`optim.critic_warmup=100`, then the settings above): 28.56 / 8.51 after 50
+    generator steps, 26.00 / 10.05 after 150, with striped ringing along edges;
+  - the paper's 1e-4 with an average of the generator (EMA 0.999): the raw generator gave 26.05 / 9.63 after 250
+    iterations and 26.02 / 13.18 after 500.
+
+  That is the early GAN phase that the papers' 4e5 iterations leave behind, and a 2-core CPU does not get past
+  it (about 2 s per esrgan step, 3-8 s for SPSR and ugsr). **The perceptual models are therefore previews**: their
+  NIQE is not below bicubic's, they warn when loaded, and `srtk models` marks them. They need the papers' scale (a
+  GPU: `DEVICE=cuda bash scripts/train_bundled_models.sh` with the iterations and batch sizes raised).
 - **NSEs** (spsr-p, spsr-j): pre-trained by `srtk pretrain-nse` on the same photographs at 128-132 px patches
   and batch 8 for {nse_iterations} iterations, where paper 000 sec. 5.1 uses 420 px patches and batch 48.
-- **PCL**: fine-tunes psnr-edsr with the contrastive loss; paper 004 trains from scratch.
+- **PCL**: fine-tunes psnr-edsr with the contrastive loss at alpha 0.01 (Table VII's smallest; the paper's 0.1
+  grew a 4-pixel grid within 300 iterations, NIQE 15.7), after 100 iterations of E_D alone; paper 004 trains
+  from scratch, its authors' release fine-tunes.
+- **GPSR**: 600 iterations from scratch, then a second cosine period of 1800 from there (600 alone left it 1.1 dB
+  under bicubic on Set5).
 """
 
 
