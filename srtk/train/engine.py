@@ -30,7 +30,7 @@ from srtk.progress import ProgressFn, no_progress
 from srtk.runtime import autocast_context, check_precision
 from srtk.train import run_folder
 from srtk.train.data_stream import training_stream
-from srtk.train.methods import GeneratorStep, SRMethod, build_method
+from srtk.train.methods import SRMethod, build_method
 from srtk.train.optim import Optimizers, finite_gradients, update_ema, with_epoch_steps
 from srtk.train.pretext import PretextMethod
 from srtk.train.processes import Processes
@@ -117,41 +117,30 @@ class Trainer:
         lr = lr.to(self.device, non_blocking=True).contiguous(memory_format=memory)
         hr = hr.to(self.device, non_blocking=True).contiguous(memory_format=memory)
         self.optimizers.set_iteration(self.state.iteration)
-        if self.method.warmup_modules:
-            method.warm_up(self.state.iteration < self.cfg.optim.fusion_warmup)
+        generator_steps = method.warm_up(self.state.iteration)  # False: only the critics learn (critic warm-up)
         report, fp16 = StepReport(), self.scaler.is_enabled()
 
-        if critics and self.state.iteration < self.cfg.optim.critic_warmup:
-            # critic warm-up: the generator only produces the SR batch the critics learn from
-            with torch.no_grad(), autocast_context(self.device, self.cfg.runtime.precision):
-                step = method.generator_losses(lr, hr)
-            report.losses.update({f"g_{k}": v.detach() for k, v in step.losses.items()})
-            return self._critic_step(step, report)
         for critic in critics:  # generator step: critics frozen, so its backward leaves their gradients alone
             critic.requires_grad_(False)
         g_optimizer = self.optimizers["generator"]
         g_optimizer.zero_grad(set_to_none=True)
-        with autocast_context(self.device, self.cfg.runtime.precision):
+        with torch.set_grad_enabled(generator_steps), autocast_context(self.device, self.cfg.runtime.precision):
             step = method.generator_losses(lr, hr)
         if not agree(bool(torch.isfinite(step.losses["total"]))):
             return StepReport(skipped="non-finite generator loss")
-        self.scaler.scale(step.losses["total"]).backward()
-        self.processes.average_gradients(method.generator)
-        if self.cfg.optim.grad_clip is not None:
-            self.scaler.unscale_(g_optimizer)
-            nn.utils.clip_grad_norm_(method.generator.parameters(), self.cfg.optim.grad_clip)
-        # fp16: the scaler checks gradients itself (and skips that step); other precisions check here.
-        if not fp16 and not agree(finite_gradients([method.generator])):
-            g_optimizer.zero_grad(set_to_none=True)
-            return StepReport(skipped="non-finite generator gradients")
-        self.scaler.step(g_optimizer)
+        if generator_steps:
+            self.scaler.scale(step.losses["total"]).backward()
+            self.processes.average_gradients(method.generator)
+            if self.cfg.optim.grad_clip is not None:
+                self.scaler.unscale_(g_optimizer)
+                nn.utils.clip_grad_norm_(method.generator.parameters(), self.cfg.optim.grad_clip)
+            # fp16: the scaler checks gradients itself (and skips that step); other precisions check here.
+            if not fp16 and not agree(finite_gradients([method.generator])):
+                g_optimizer.zero_grad(set_to_none=True)
+                return StepReport(skipped="non-finite generator gradients")
+            self.scaler.step(g_optimizer)
         report.losses.update({f"g_{k}": v.detach() for k, v in step.losses.items()})
-        return self._critic_step(step, report)
 
-    def _critic_step(self, step: GeneratorStep, report: StepReport) -> StepReport:
-        """One step of every critic on the generator step's batch, then the scaler and EMA updates."""
-        method, critics, agree = self.method, list(self.method.discriminators.values()), self.processes.all_agree
-        fp16 = self.scaler.is_enabled()
         if critics:
             for critic in critics:
                 critic.requires_grad_(True)

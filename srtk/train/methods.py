@@ -181,6 +181,7 @@ class SRMethod(nn.Module):
                 f"data.mixture_of_augmentations needs a generator taking HR-grid input, not {self.architecture}"
             )
         self.warmup_modules = fusion_modules(self.generator)
+        self.fusion_warmup, self.critic_warmup = cfg.optim.fusion_warmup, cfg.optim.critic_warmup
         if cfg.optim.fusion_warmup > 0 and not self.warmup_modules:
             raise ConfigError(f"optim.fusion_warmup: {self.architecture} declares no fusion layers to warm up")
 
@@ -281,11 +282,15 @@ class SRMethod(nn.Module):
         """The generator's SR image for an LR batch (validation, inference)."""
         return sr_image(self.generator(lr))
 
-    def warm_up(self, active: bool) -> None:
-        """Train only the fusion layers (active) or the whole generator: the SPSR release's branch warm-up."""
-        for name, parameter in self.generator.named_parameters():
-            if not any(name == module or name.startswith(f"{module}.") for module in self.warmup_modules):
-                parameter.requires_grad_(not active)
+    def warm_up(self, iteration: int) -> bool:
+        """Set up the warm-ups of `iteration`; returns whether the generator steps. optim.fusion_warmup: only the
+        fusion layers train (the SPSR release's branch warm-up); optim.critic_warmup: only the critics do."""
+        if self.warmup_modules:
+            active = iteration < self.fusion_warmup
+            for name, parameter in self.generator.named_parameters():
+                if not any(name == module or name.startswith(f"{module}.") for module in self.warmup_modules):
+                    parameter.requires_grad_(not active)
+        return not (self.discriminators and iteration < self.critic_warmup)
 
     def generator_losses(self, lr: Tensor, hr: Tensor) -> GeneratorStep:
         """Weighted generator objective for one batch; critics are frozen by the caller."""

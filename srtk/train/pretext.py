@@ -72,8 +72,8 @@ class PretextMethod(nn.Module):
         self.generator.extractor.load_state_dict(theirs)
         return InitReport(copied=[f"extractor.{key}" for key in extractor.state_dict()])
 
-    def warm_up(self, active: bool) -> None:  # no fusion layers
-        return None
+    def warm_up(self, iteration: int) -> bool:  # no fusion layers, no critics: the extractor always steps
+        return True
 
     def generator_losses(self, lr: Tensor, hr: Tensor) -> GeneratorStep:
         pretext = self.cfg.pretext
