@@ -322,18 +322,16 @@ def write_model_zoo(bicubic: dict[str, dict[str, float]], table: dict[str, Any])
         size = bundled_models()[name].stat().st_size / 1e6
         network = card.architecture + (f"({card.config['backbone']})" if card.config.get("backbone") else "")
         wall = f"{t['wall_time_s'] / 60:.0f} min" if t.get("wall_time_s") else "-"
-        if t.get("init") == name:  # an earlier period of its own (gpsr)
-            wall += f" + first period {t['init_run']['iterations']} it, {t['init_run']['wall_time_s'] / 60:.0f} min"
-        elif t.get("init") and t["init"] not in cards:  # a pre-training of its own (ugsr)
-            wall += f" + L1 pre-training {t['init_run']['iterations']} it, {t['init_run']['wall_time_s'] / 60:.0f} min"
+        if t.get("init") and (t["init"] == name or t["init"] not in cards):  # a run of its own: gpsr, ugsr
+            stage = "first period" if t["init"] == name else "L1 pre-training"
+            wall += f" + {stage} {t['init_run']['iterations']} it, {t['init_run']['wall_time_s'] / 60:.0f} min"
         if t.get("nse"):
             wall += f" + NSE {t['nse']['wall_time_s'] / 60:.0f} min"
         losses = ", ".join(f"{k} {v:g}" for k, v in card.losses.items())
         init = "scratch" if t.get("init", name) == name else t["init"]
         lines.append(
             f"| {name} | {card.method} | {network} | {t['parameters'] / 1e6:.2f} M | {size:.1f} | {t['iterations']} | "
-            f"{t['batch_size']} x {t['lr_patch_size']} px | {init} | "
-            f"{wall} | "
+            f"{t['batch_size']} x {t['lr_patch_size']} px | {init} | {wall} | "
             f"{card.metrics['speed']['cpu_256x256_s']:.1f} | {losses} |"
         )
     lines += ["", "Papers' training, for comparison:", ""]
