@@ -207,12 +207,11 @@ def table_csv(result: ComparisonResult) -> str:
     return buffer.getvalue()
 
 
-def file_sha256(*paths: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    for path in paths:
-        with path.open("rb") as handle:
-            while chunk := handle.read(CHUNK):
-                digest.update(chunk)
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
     return digest.hexdigest()
 
 
